@@ -1,0 +1,289 @@
+"""Read and write architectures in the three forms users bring.
+
+(a) latbench's stage-wise JSON (an object with "resolution", "head", "stages", "tail"),
+(b) NVIDIA's released GPUNet JSON (a list of layer objects starting with a "data" layer),
+(c) an encoded vector of the GPUNet space (a JSON list, or comma-separated integers).
+
+`load_arch` accepts a path, a bundled config name ("gpunet-1"), a vector string, or already
+parsed JSON, and returns an `Arch`. Every problem is an ArchError naming the source and field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+
+from latbench import resources
+from latbench.arch import Arch, HeadSpec, StageSpec, StagedArch, TailSpec, staged_from_blocks
+from latbench.errors import ArchError, LatbenchError, SpecError
+from latbench.spec import BlockSpec
+
+_VECTOR = re.compile(r"\s*\[?\s*-?\d+(\s*,\s*-?\d+)*\s*\]?\s*")
+_TYPES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    dict: "a JSON object",
+    list: "a JSON list",
+}
+
+
+def _check_type(value, kind, where: str):
+    ok = (
+        (kind is int and isinstance(value, int) and not isinstance(value, bool))
+        or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (kind is bool and isinstance(value, bool))
+        or (kind in (str, dict, list) and isinstance(value, kind))
+    )
+    if not ok:
+        raise ArchError(f"{where}: must be {_TYPES[kind]}, got {json.dumps(value)}")
+    return value
+
+
+def _fields(obj, where: str, required: dict, optional: dict | None = None) -> dict:
+    """Validate a JSON object against required {name: type} and optional {name: (type, default)}."""
+    optional = optional or {}
+    if not isinstance(obj, dict):
+        raise ArchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    unknown = sorted(set(obj) - set(required) - set(optional))
+    if unknown:
+        allowed = ", ".join(list(required) + list(optional))
+        raise ArchError(f"{where}: unknown field '{unknown[0]}' (allowed: {allowed})")
+    out = {}
+    for name, kind in required.items():
+        if name not in obj:
+            raise ArchError(f"{where}: missing field '{name}'")
+        out[name] = _check_type(obj[name], kind, f"{where}.{name}")
+    for name, (kind, default) in optional.items():
+        out[name] = _check_type(obj[name], kind, f"{where}.{name}") if name in obj else default
+    return out
+
+
+# -- (a) latbench stage-wise JSON -----------------------------------------------------------------
+_STAGE_REQUIRED = {"block": str, "filters": int, "layers": int, "kernel": int, "stride": int, "act": str}
+
+
+def staged_from_json(obj: dict, source: str = "arch") -> StagedArch:
+    top = _fields(
+        obj, source,
+        {"resolution": int, "head": dict, "stages": list, "tail": dict},
+        {"name": (str, ""), "in_channels": (int, 3), "format": (str, "latbench-arch/1"),
+         "source": (str, "")},
+    )
+    head = _fields(top["head"], f"{source}: head", {"filters": int},
+                   {"kernel": (int, 3), "stride": (int, 2), "act": (str, "swish")})
+    tail = _fields(top["tail"], f"{source}: tail", {"filters": int},
+                   {"classes": (int, 1000), "act": (str, "relu")})
+    stages, last = [], 0
+    for i, st in enumerate(top["stages"]):
+        where = f"{source}: stages[{i}]"
+        block = st.get("block") if isinstance(st, dict) else None
+        expanding = block in ("irb", "fused_irb")
+        optional = {"stage": (int, last + 1)}
+        if expanding:
+            optional |= {"expansion": (float, None), "se": (bool, False)}
+        f = _fields(st, where, _STAGE_REQUIRED, optional)
+        if block not in ("conv", "irb", "fused_irb"):
+            raise ArchError(f"{where}.block: unknown block {block!r}; expected conv, fused_irb or irb")
+        if expanding and f["expansion"] is None:
+            raise ArchError(f"{where}: missing field 'expansion'")
+        if f["stage"] <= last:
+            raise ArchError(f"{where}.stage: stage numbers must increase from 1, got {f['stage']}")
+        last = f["stage"]
+        stages.append(StageSpec(**{k: v for k, v in f.items() if v is not None}))
+    return StagedArch(
+        resolution=top["resolution"], head=HeadSpec(**head), stages=tuple(stages),
+        tail=TailSpec(**tail), in_channels=top["in_channels"], name=top["name"],
+    )
+
+
+def staged_to_json(staged: StagedArch) -> dict:
+    """The latbench JSON object of a stage-wise network (inverse of `staged_from_json`)."""
+    def stage(st: StageSpec) -> dict:
+        d = {"stage": st.stage, "block": st.block, "filters": st.filters, "layers": st.layers,
+             "kernel": st.kernel, "stride": st.stride}
+        if st.block in ("irb", "fused_irb"):
+            d |= {"expansion": _number(st.expansion), "se": st.se}
+        return d | {"act": st.act}
+
+    h, t = staged.head, staged.tail
+    obj = {"format": "latbench-arch/1"}
+    if staged.name:
+        obj["name"] = staged.name
+    return obj | {
+        "resolution": staged.resolution,
+        "in_channels": staged.in_channels,
+        "head": {"filters": h.filters, "kernel": h.kernel, "stride": h.stride, "act": h.act},
+        "stages": [stage(st) for st in staged.stages],
+        "tail": {"filters": t.filters, "classes": t.classes, "act": t.act},
+    }
+
+
+def _number(x: float):
+    return int(x) if float(x).is_integer() else x
+
+
+# -- (b) NVIDIA's released GPUNet JSON ------------------------------------------------------------
+_NV_LAYER = {
+    "head": ({"num_in_channels": int, "num_out_channels": int},
+             {"act": (str, "swish"), "stage": (int, 0)}),
+    "conv": ({"num_in_channels": int, "num_out_channels": int, "stride": int, "kernel_size": int,
+              "act": str}, {"stage": (int, None)}),
+    "irb": ({"num_in_channels": int, "num_out_channels": int, "stride": int, "kernel_size": int,
+             "expansion": float, "act": str}, {"use_se": (bool, False), "stage": (int, None)}),
+    "tail": ({"num_in_channels": int, "num_out_channels": int, "num_classes": int},
+             {"act": (str, "relu"), "stage": (int, None)}),
+}
+_NV_LAYER["fused_irb"] = _NV_LAYER["irb"]
+
+
+def arch_from_nvidia(layers: list, source: str = "arch") -> Arch:
+    """Parse NVIDIA's layer list; the stage-wise form is kept when every stage is uniform."""
+    if not layers or not isinstance(layers[0], dict) or layers[0].get("layer_type") != "data":
+        raise ArchError(f"{source}: layer 0 must be {{\"layer_type\": \"data\", \"img_resolution\": ...}}")
+    data = _fields({k: v for k, v in layers[0].items() if k != "layer_type"}, f"{source}: layer 0 (data)",
+                   {"img_resolution": int}, {"distill": (bool, False)})
+    if data["distill"]:
+        raise ArchError(
+            f"{source}: layer 0 (data): distilled GPUNet configs (\"distill\": true) use other "
+            "block modules that latbench does not model; use a non-distilled config"
+        )
+    blocks, stage_of, size = [], [], data["img_resolution"]
+    channels = None
+    for i, layer in enumerate(layers[1:], start=1):
+        kind = layer.get("layer_type") if isinstance(layer, dict) else None
+        where = f"{source}: layer {i} ({kind})"
+        if kind not in _NV_LAYER:
+            raise ArchError(
+                f"{source}: layer {i}: unknown layer_type {kind!r}; expected head, conv, fused_irb, irb or tail"
+            )
+        required, optional = _NV_LAYER[kind]
+        f = _fields({k: v for k, v in layer.items() if k != "layer_type"}, where, required, optional)
+        kw = {
+            "kind": kind, "in_channels": f["num_in_channels"], "out_channels": f["num_out_channels"],
+            "act": f["act"], "height": size, "width": size,
+        }
+        if kind == "head":
+            kw |= {"kernel": 3, "stride": 2}
+        elif kind == "tail":
+            kw |= {"kernel": 1, "stride": 1, "classes": f["num_classes"]}
+        else:
+            kw |= {"kernel": f["kernel_size"], "stride": f["stride"]}
+        if kind in ("irb", "fused_irb"):
+            kw |= {"expansion": f["expansion"], "se": f["use_se"]}
+        try:
+            block = BlockSpec(**kw)
+        except SpecError as err:
+            raise ArchError(f"{where}: {err}") from None
+        if channels is not None and block.in_channels != channels:
+            raise ArchError(
+                f"{where}: num_in_channels {block.in_channels} does not chain with the previous "
+                f"layer's num_out_channels {channels}"
+            )
+        blocks.append(block)
+        stage = f["stage"]
+        if stage is None:
+            stage = (stage_of[-1] + 1) if kind == "tail" and stage_of else (stage_of[-1] if stage_of else 1)
+        stage_of.append(stage)
+        size, channels = block.out_height, block.out_channels
+    try:
+        arch = Arch(data["img_resolution"], tuple(blocks), tuple(stage_of), Path(source).stem)
+    except ArchError as err:
+        raise ArchError(f"{source}: {err}") from None
+    staged = staged_from_blocks(arch)
+    return Arch(arch.resolution, arch.blocks, arch.stage_of, arch.name, staged)
+
+
+def arch_to_nvidia(arch: Arch) -> list:
+    """NVIDIA's layer-list form of any network."""
+    out: list[dict] = [{"layer_type": "data", "img_resolution": arch.resolution, "distill": False}]
+    for stage, b in zip(arch.stage_of, arch.blocks):
+        layer = {"layer_type": b.kind, "num_in_channels": b.in_channels, "num_out_channels": b.out_channels}
+        if b.kind == "head":
+            layer["act"] = b.act
+        elif b.kind == "tail":
+            layer["num_classes"] = b.classes
+        else:
+            layer |= {"stride": b.stride, "kernel_size": b.kernel}
+            if b.kind != "conv":
+                layer |= {"expansion": _number(b.expansion), "use_se": b.se}
+            layer |= {"act": b.act, "stage": stage}
+        out.append(layer)
+    return out
+
+
+# -- loading --------------------------------------------------------------------------------------
+def parse_vector(text: str, source: str = "vector") -> list[int]:
+    """Integers from '1,2,3' or '[1, 2, 3]'."""
+    if not _VECTOR.fullmatch(text):
+        raise ArchError(f"{source}: not a comma-separated list of integers")
+    return [int(t) for t in text.strip().strip("[]").split(",")]
+
+
+def arch_from_obj(obj, source: str = "arch", space=None) -> Arch:
+    """Build an Arch from parsed JSON of any of the three forms."""
+    if isinstance(obj, dict):
+        staged = staged_from_json(obj, source)
+        return (staged if staged.name else replace(staged, name=Path(source).stem)).expand()
+    if isinstance(obj, list) and obj and all(isinstance(v, int) and not isinstance(v, bool) for v in obj):
+        return _decode(obj, source, space)
+    if isinstance(obj, list) and obj and isinstance(obj[0], dict):
+        return arch_from_nvidia(obj, source)
+    raise ArchError(
+        f"{source}: not an architecture: expected a latbench JSON object, NVIDIA's layer list, "
+        "or a list of integers"
+    )
+
+
+def _decode(vector: list[int], source: str, space) -> Arch:
+    from nas.space import load_space  # nas imports latbench: import here to keep the layering
+
+    space = space or load_space()
+    try:
+        return space.decode(vector)
+    except LatbenchError as err:
+        raise ArchError(f"{source}: {err}") from None
+
+
+def load_arch(source, space=None) -> Arch:
+    """Load an architecture from a path, a bundled name, a vector string, or parsed JSON.
+
+    A string is tried, in order, as an existing file, a bundled config name in layer_configs/
+    ("gpunet-1"), and a comma-separated vector of the space (default: GPUNet).
+    """
+    if not isinstance(source, (str, Path)):
+        return arch_from_obj(source, "arch", space)
+    path = Path(source)
+    if not path.is_file():
+        bundled = resources.bundled_config(str(source))
+        if bundled is not None:
+            path = bundled
+        elif _VECTOR.fullmatch(str(source)):
+            return _decode(parse_vector(str(source)), "vector", space)
+        else:
+            raise ArchError(f"{source}: no such file (nor a bundled config name or an encoded vector)")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ArchError(f"{source}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+    if _VECTOR.fullmatch(text):
+        return _decode(parse_vector(text, str(source)), str(source), space)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ArchError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    return arch_from_obj(obj, str(source), space)
+
+
+def arch_to_json(arch: Arch) -> dict | list:
+    """latbench JSON when the network is stage-wise, else NVIDIA's layer list."""
+    return staged_to_json(arch.staged) if arch.staged is not None else arch_to_nvidia(arch)
+
+
+__all__ = [
+    "load_arch", "arch_from_obj", "arch_to_json", "arch_to_nvidia", "arch_from_nvidia",
+    "staged_from_json", "staged_to_json", "parse_vector",
+]

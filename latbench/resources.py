@@ -1,0 +1,33 @@
+"""Where latbench finds the data it ships: layer_configs/ (spaces, reference networks, grids).
+
+layer_configs/ sits at the repository root and is installed beside the packages, so the same
+lookup serves a source checkout, an editable install and a wheel.
+"""
+
+from __future__ import annotations
+
+from importlib import resources as _res
+from pathlib import Path
+
+
+def config_dir() -> Path:
+    """The layer_configs/ directory."""
+    local = Path(__file__).resolve().parent.parent / "layer_configs"
+    if local.is_dir():
+        return local
+    return Path(str(_res.files("layer_configs")))
+
+
+def bundled_config(name: str) -> Path | None:
+    """Path of a bundled config by name ("gpunet-1" or "gpunet-1.json"), or None."""
+    if not name or "/" in name or "\\" in name:
+        return None
+    for candidate in (name, f"{name}.json"):
+        path = config_dir() / candidate
+        if path.is_file():
+            return path
+    return None
+
+
+def bundled_names(suffix: str = ".json") -> list[str]:
+    return sorted(p.stem for p in config_dir().glob(f"*{suffix}"))
