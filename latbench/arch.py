@@ -134,9 +134,10 @@ class StagedArch:
     in_channels: int = 3
     name: str = ""
 
-    def expand(self) -> Arch:
-        """Unroll stages into blocks with their input shapes; ArchError names the stage at fault."""
-        label = self.name or "arch"
+    def expand(self, source: str | None = None) -> Arch:
+        """Unroll stages into blocks with their input shapes; ArchError names `source` (default:
+        the network's name) and the stage at fault."""
+        label = source or self.name or "arch"
         size, channels = self.resolution, self.in_channels
         blocks, stage_of = [], []
 

@@ -81,13 +81,13 @@ def staged_from_json(obj: dict, source: str = "arch") -> StagedArch:
     for i, st in enumerate(top["stages"]):
         where = f"{source}: stages[{i}]"
         block = st.get("block") if isinstance(st, dict) else None
+        if isinstance(st, dict) and "block" in st and block not in ("conv", "irb", "fused_irb"):
+            raise ArchError(f"{where}.block: unknown block {block!r}; expected conv, fused_irb or irb")
         expanding = block in ("irb", "fused_irb")
         optional = {"stage": (int, last + 1)}
         if expanding:
             optional |= {"expansion": (float, None), "se": (bool, False)}
         f = _fields(st, where, _STAGE_REQUIRED, optional)
-        if block not in ("conv", "irb", "fused_irb"):
-            raise ArchError(f"{where}.block: unknown block {block!r}; expected conv, fused_irb or irb")
         if expanding and f["expansion"] is None:
             raise ArchError(f"{where}: missing field 'expansion'")
         if f["stage"] <= last:
@@ -227,7 +227,7 @@ def arch_from_obj(obj, source: str = "arch", space=None) -> Arch:
     """Build an Arch from parsed JSON of any of the three forms."""
     if isinstance(obj, dict):
         staged = staged_from_json(obj, source)
-        return (staged if staged.name else replace(staged, name=Path(source).stem)).expand()
+        return (staged if staged.name else replace(staged, name=Path(source).stem)).expand(source)
     if isinstance(obj, list) and obj and all(isinstance(v, int) and not isinstance(v, bool) for v in obj):
         return _decode(obj, source, space)
     if isinstance(obj, list) and obj and isinstance(obj[0], dict):

@@ -28,7 +28,7 @@ KINDS = ("head", "conv", "fused_irb", "irb", "tail")
 ACTIVATIONS = ("relu", "swish", "hswish", "sigmoid", "tanh", "prelu", "gelu")
 _EXPANDING = ("fused_irb", "irb")
 _INT = re.compile(r"[1-9][0-9]*")
-_NUM = re.compile(r"(?:0|[1-9][0-9]*)(?:\.[0-9]*[1-9])?")
+_NUM = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def format_number(x: float) -> str:

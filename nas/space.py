@@ -142,25 +142,30 @@ class SearchSpace:
         st = arch.staged
         if st is None:
             raise SpaceError(f"{label}: not stage-wise (a stage mixes settings), so it has no encoding")
-        if len(st.stages) != len(self.stages) or any(
-            a.stage != b.stage for a, b in zip(st.stages, self.stages)
-        ):
+        have_stages = {s.stage: s for s in st.stages}
+        extra = sorted(set(have_stages) - {s.stage for s in self.stages})
+        if extra:
             want = ", ".join(str(s.stage) for s in self.stages)
-            raise SpaceError(f"{label}: the {self.name} space has stages {want}")
+            raise SpaceError(f"{label}: stage {extra[0]} is not in the {self.name} space (stages {want})")
         vector: list[int | None] = [None] * self.n_dims
         self._put(vector, self.resolution, st.resolution, f"{label}: resolution")
         self._put(vector, Field(value=self.in_channels), st.in_channels, f"{label}: in_channels")
         for k, f in self.head.items():
             self._put(vector, f, getattr(st.head, k), f"{label}: head.{k}")
-        for have, want in zip(st.stages, self.stages):
+        for want in self.stages:
             where = f"{label}: stage{want.stage}"
+            have = have_stages.get(want.stage)
+            if have is None:  # an absent stage is an empty one; its other fields are free
+                self._put(vector, want.fields["layers"], 0, f"{where}.layers")
+                continue
             self._put(vector, Field(value=want.block), have.block, f"{where}.block")
             self._put(vector, Field(value=want.stride), have.stride, f"{where}.stride")
             for k, f in want.fields.items():
                 self._put(vector, f, getattr(have, k), f"{where}.{k}")
         for k in ("filters", "classes", "act"):
             self._put(vector, Field(value=getattr(self.tail, k)), getattr(st.tail, k), f"{label}: tail.{k}")
-        return np.array(vector, dtype=np.int64)
+        # Positions nothing in the network determines (fields of an absent stage) encode as 0.
+        return np.array([0 if v is None else v for v in vector], dtype=np.int64)
 
     def _put(self, vector: list, field: Field, value, where: str) -> None:
         if field.dim < 0:

@@ -13,6 +13,13 @@ import typer
 
 from latbench.errors import LatbenchError
 
+try:  # typer >= 0.22 vendors its own copy of click
+    from typer._click import exceptions as _typer_click
+except ImportError:  # pragma: no cover - older typer uses click itself
+    _typer_click = click.exceptions
+USAGE_ERRORS = (click.UsageError, _typer_click.UsageError)
+ABORTS = (click.Abort, typer.Abort)
+
 app = typer.Typer(
     help="GPU latency tables and hardware-aware NAS after NVIDIA's GPUNet.",
     no_args_is_help=True,
@@ -23,7 +30,7 @@ app = typer.Typer(
 
 def _register() -> None:
     # Importing the command modules attaches their commands to `app`.
-    from latbench.cli import arch_cmds, info_cmd, table_cmds  # noqa: F401
+    from latbench.cli import arch_cmds, info_cmd, predict_cmds, table_cmds  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,12 +40,12 @@ def main(argv: list[str] | None = None) -> None:
     except LatbenchError as err:
         print(f"latbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except click.UsageError as err:
+    except USAGE_ERRORS as err:
         hint = f" (see: latbench {err.ctx.command_path.split(' ', 1)[-1]} --help)" if err.ctx else ""
         message = " ".join(err.format_message().split())
         print(f"latbench: error: {message}{hint}", file=sys.stderr)
         sys.exit(2)
-    except click.Abort:
+    except ABORTS:
         print("latbench: aborted", file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:

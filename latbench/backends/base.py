@@ -1,0 +1,152 @@
+"""The backend interface: prepare once (expensive), launch many times, release.
+
+A backend turns a BlockSpec or an Arch into an `Executable` whose `launcher(unroll)` runs it
+`unroll` times per call and whose `timer` is the clock that times such calls. Timing itself lives
+in latbench.harness, never in a backend.
+
+Cache protocols (`BackendConfig.protocol`) decide what the block sees in the caches while it is
+timed, which is what makes a sum of blocks match a whole network (measurement.md):
+
+* ``warm``: the same weights and input are replayed, so both stay in cache;
+* ``weights-cold``: the launches cycle through distinct weight copies filling more than twice the
+  last-level cache, with one input (as inside a network: the input was just written by the
+  producer, the weights were not touched since the last inference);
+* ``cold``: distinct weight and input copies.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Callable, ClassVar
+
+from latbench.arch import Arch
+from latbench.errors import LatbenchError
+from latbench.harness import Timer
+from latbench.spec import BlockSpec
+
+PROTOCOLS = ("warm", "weights-cold", "cold")
+PRECISIONS = ("fp32", "fp16", "bf16")
+ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+#: Copies needed to flush: distinct bytes >= COLD_FACTOR x the last-level cache.
+COLD_FACTOR = 2
+MAX_COPIES = 512
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Everything that changes a measurement and so belongs to a table's identity."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch: int = 1
+    threads: int | None = None
+    protocol: str = "warm"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.device not in ("cpu", "cuda"):
+            raise LatbenchError(f"unknown device {self.device!r}; use cpu or cuda")
+        if self.precision not in PRECISIONS:
+            raise LatbenchError(f"unknown precision {self.precision!r}; use {', '.join(PRECISIONS)}")
+        if self.protocol not in PROTOCOLS:
+            raise LatbenchError(f"unknown cache protocol {self.protocol!r}; use {', '.join(PROTOCOLS)}")
+        if not isinstance(self.batch, int) or self.batch < 1:
+            raise LatbenchError(f"batch must be a positive integer, got {self.batch!r}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class Executable(ABC):
+    """A prepared block or network. Use as a context manager, or call `release`."""
+
+    timer: Timer
+    #: Extra row columns the backend wants recorded (engine layers, copies, ...).
+    info: dict
+    #: Smallest unroll the harness may ask for (a CUDA graph must cycle all cold copies).
+    min_unroll: int = 1
+
+    @abstractmethod
+    def launcher(self, unroll: int) -> Callable[[], None]:
+        """A callable that runs the prepared target `unroll` times."""
+
+    def release(self) -> None:
+        """Free what `prepare` allocated."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, config: BackendConfig):
+        reason = self.availability(config.device)
+        if reason:
+            raise BackendUnavailableError(self.name, config.device, reason)
+        self.config = config
+
+    @classmethod
+    @abstractmethod
+    def availability(cls, device: str) -> str | None:
+        """None when this backend can run on `device` here, else the reason it cannot."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """Version string of the runtime that executes the blocks."""
+
+    @abstractmethod
+    def prepare(self, target: BlockSpec | Arch) -> Executable:
+        """Build what runs `target` at the configured batch and precision."""
+
+    def attach_table(self, path) -> None:
+        """Called with the table file before a build: a backend may keep caches beside it
+        (TensorRT keeps its timing cache there). Default: nothing."""
+
+    def prefetch(self, targets: list) -> None:
+        """Hint: these targets come next. A backend may start host-side preparation (export,
+        parsing) in the background, never GPU work that would disturb the block being timed.
+        Default: nothing."""
+
+    def identity(self) -> dict:
+        """Backend part of a table's metadata."""
+        return {"name": self.name, "version": self.version(), "options": dict(self.config.options)}
+
+    def close(self) -> None:
+        """Release backend-wide resources (caches, sessions)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class BackendUnavailableError(LatbenchError):
+    def __init__(self, name: str, device: str, reason: str):
+        super().__init__(f"backend {name} cannot run on {device} here: {reason}")
+
+
+def copies_needed(protocol: str, weight_bytes: int, input_bytes: int, cache_bytes: int,
+                  memory_cap_bytes: int) -> tuple[int, int]:
+    """(weight copies, input copies) a protocol needs to keep caches cold, within a memory cap."""
+    if protocol == "warm" or cache_bytes <= 0:
+        return 1, 1
+    per_copy = weight_bytes + (input_bytes if protocol == "cold" else 0)
+    k = math.ceil(COLD_FACTOR * cache_bytes / max(per_copy, 1))
+    k = max(1, min(k, MAX_COPIES, memory_cap_bytes // max(per_copy, 1)))
+    return k, (k if protocol == "cold" else 1)
+
+
+def target_bytes(target: BlockSpec | Arch, precision: str, batch: int) -> tuple[int, int]:
+    """(weight bytes, input bytes) of a block or network at a precision and batch."""
+    blocks = target.blocks if isinstance(target, Arch) else (target,)
+    eb = ELEM_BYTES[precision]
+    first = blocks[0]
+    return (sum(b.folded_params for b in blocks) * eb,
+            batch * first.in_channels * first.height * first.width * eb)

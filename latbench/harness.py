@@ -1,0 +1,155 @@
+"""The timing harness shared by every backend.
+
+Backends only know how to launch a prepared block `unroll` times in one call (on a GPU: one CUDA
+graph that replays the block `unroll` times) and which clock times such a call (CUDA events on the
+GPU, the host's monotonic clock on the CPU). The harness owns the protocol:
+
+1. warm up for `warmup_s` of measured time;
+2. probe the time of one execution and choose `unroll` so one sample lasts at least `sample_s`
+   (on a GPU this removes launch overhead: the graph replays back to back);
+3. take at least `min_samples` samples and at least `min_time_s` of sampled time;
+4. report median, p10, p90, mean and the coefficient of variation (CoV) of the per-execution
+   times; when CoV exceeds `max_cov`, take a fresh set (up to `max_attempts`) and keep the
+   quietest;
+5. on NVIDIA GPUs, read SM clock, temperature and throttle reasons before and after the samples
+   and flag the row when the GPU was throttled.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HarnessSettings:
+    """Timing protocol parameters; times in seconds, `max_cov` a fraction (0.02 = 2 %)."""
+
+    warmup_s: float
+    sample_s: float
+    min_samples: int
+    min_time_s: float
+    max_cov: float
+    max_attempts: int = 3
+    probe_unroll: int = 1
+    max_unroll: int = 100_000
+    max_samples: int = 1000
+
+    @classmethod
+    def for_device(cls, device: str, quick: bool = False) -> "HarnessSettings":
+        """Defaults per device. `quick` trades precision for speed (tests, smoke runs)."""
+        if device == "cuda":
+            # One graph replay of >= 1 ms amortises the replay launch (a few us) below 0.5 %.
+            return cls(warmup_s=0.02, sample_s=0.001 if quick else 0.002, min_samples=5 if quick else 7,
+                       min_time_s=0.005 if quick else 0.014, max_cov=0.02, probe_unroll=16)
+        return cls(warmup_s=0.02 if quick else 0.2, sample_s=0.002 if quick else 0.02,
+                   min_samples=5 if quick else 15, min_time_s=0.02 if quick else 0.3,
+                   max_cov=0.05, max_attempts=2 if quick else 3)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-execution statistics in microseconds; `cov` is std/mean of the samples."""
+
+    median_us: float
+    p10_us: float
+    p90_us: float
+    mean_us: float
+    cov: float
+    n: int
+    unroll: int
+    attempts: int
+    wall_s: float
+
+    @classmethod
+    def from_samples(cls, per_exec_s, unroll: int, attempts: int, wall_s: float) -> "Measurement":
+        us = np.asarray(per_exec_s, dtype=np.float64) * 1e6
+        mean = float(us.mean())
+        cov = float(us.std(ddof=1) / mean) if len(us) > 1 and mean > 0 else 0.0
+        p10, med, p90 = np.percentile(us, [10, 50, 90])
+        return cls(float(med), float(p10), float(p90), mean, cov, len(us), unroll, attempts, wall_s)
+
+
+class Timer(Protocol):
+    def time(self, fn: Callable[[], None], n: int) -> list[float]:
+        """Seconds taken by each of `n` consecutive calls of `fn`."""
+
+
+class HostTimer:
+    """The host's monotonic clock; for work that completes before the call returns (CPU)."""
+
+    def time(self, fn: Callable[[], None], n: int) -> list[float]:
+        out = []
+        for _ in range(n):
+            t0 = time.perf_counter_ns()
+            fn()
+            out.append((time.perf_counter_ns() - t0) * 1e-9)
+        return out
+
+
+class CudaEventTimer:
+    """CUDA events around each call on the current stream; one synchronisation at the end."""
+
+    def time(self, fn: Callable[[], None], n: int) -> list[float]:
+        import torch
+
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                  for _ in range(n)]
+        for start, end in events:
+            start.record()
+            fn()
+            end.record()
+        events[-1][1].synchronize()
+        return [start.elapsed_time(end) * 1e-3 for start, end in events]
+
+
+class Executable(Protocol):
+    """What a backend's `prepare` returns (see latbench.backends.base)."""
+
+    timer: Timer
+    min_unroll: int
+
+    def launcher(self, unroll: int) -> Callable[[], None]:
+        """A callable that executes the prepared block `unroll` times."""
+
+
+def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[Measurement, dict]:
+    """Time `exe` by the protocol of the module docstring.
+
+    Returns the Measurement and row extras (GPU clock, temperature, throttle flags when a
+    monitor is given; the chosen unroll is in the Measurement).
+    """
+    t_start = time.perf_counter()
+    timer = exe.timer
+    probe = exe.launcher(settings.probe_unroll)
+    spent, deadline = 0.0, time.perf_counter() + 20 * settings.warmup_s + 1.0
+    while spent < settings.warmup_s and time.perf_counter() < deadline:
+        spent += timer.time(probe, 1)[0]
+    per_exec = float(np.median(timer.time(probe, 3))) / settings.probe_unroll
+    unroll = int(min(settings.max_unroll, max(1, math.ceil(settings.sample_s / max(per_exec, 1e-9)))))
+    unroll = max(unroll, getattr(exe, "min_unroll", 1))
+    run = exe.launcher(unroll)
+    sample_s = timer.time(run, 1)[0]  # first call after (re)building: not a sample
+    n = int(min(settings.max_samples,
+                max(settings.min_samples, math.ceil(settings.min_time_s / max(sample_s, 1e-9)))))
+    before = monitor.snapshot() if monitor else {}
+    best = None
+    for attempt in range(1, settings.max_attempts + 1):
+        samples = [s / unroll for s in timer.time(run, n)]
+        m = Measurement.from_samples(samples, unroll, attempt, 0.0)
+        if best is None or m.cov < best.cov:
+            best = m
+        if m.cov <= settings.max_cov:
+            break
+    after = monitor.snapshot() if monitor else {}
+    extras = monitor.summarize(before, after) if monitor else {}
+    wall = time.perf_counter() - t_start
+    best = Measurement(**{**asdict(best), "attempts": attempt, "wall_s": wall})
+    return best, extras

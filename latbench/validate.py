@@ -1,0 +1,172 @@
+"""Validation: measure whole networks with the table's own backend and harness, compare with
+the sum of their blocks, fit the calibration, and report held-out errors.
+
+Whole-network measurements are kept beside the table (TABLE.networks.jsonl, append-only), so a
+validation that stops half-way resumes without re-measuring, and later fits reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latbench import backends, env
+from latbench.arch import Arch
+from latbench.arch_io import arch_to_json
+from latbench.backends.base import BackendConfig
+from latbench.build import build_table, monitor_for
+from latbench.calibration import error_report, fit_calibration, network_features
+from latbench.errors import LatbenchError
+from latbench.harness import HarnessSettings, measure
+from latbench.jsonlog import JsonLog
+from latbench.predictor import Predictor
+from latbench.progress import Progress
+from latbench.table import Table, append_calibration, identity_diff, load_table, now
+
+
+def network_id(arch: Arch) -> str:
+    """A stable identity of a network: hash of its resolution and block keys."""
+    text = f"{arch.resolution}|" + "|".join(arch.keys)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def networks_log(table_path: Path) -> JsonLog:
+    return JsonLog(Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl"))
+
+
+def backend_for_table(table: Table) -> backends.Backend:
+    """A backend configured exactly as the table was measured, on this machine.
+
+    Refuses (LatbenchError naming both) when this machine is not the table's device.
+    """
+    m = table.meta
+    config = BackendConfig(device=m["device"]["kind"], precision=m["precision"], batch=m["batch"],
+                           threads=m["device"].get("threads"), protocol=m.get("protocol", "warm"),
+                           options=m["backend"].get("options") or {})
+    be = backends.create(m["backend"]["name"], config)
+    from latbench.build import table_meta
+
+    here = table_meta(be, HarnessSettings(**m["harness"]))
+    diff = [d for d in identity_diff(m, here) if not d.startswith("harness")]
+    if diff:
+        raise LatbenchError(f"{table.path}: measured on another device or software ({'; '.join(diff)}); "
+                            "validate and --missing measure run on the table's own device")
+    return be
+
+
+@dataclass
+class NetworkMeasurement:
+    name: str
+    median_us: float
+    cov: float
+    record: dict
+
+
+def measure_networks(archs: list[Arch], table_path: Path, be, settings: HarnessSettings,
+                     progress: bool = True) -> list[NetworkMeasurement]:
+    """End-to-end latency of each network (cached in TABLE.networks.jsonl)."""
+    log = networks_log(table_path)
+    known = {r["network_id"]: r for r in log.read_all() if r.get("status") == "ok"}
+    monitor = monitor_for(be.config)
+    out = []
+    todo = [a for a in archs if network_id(a) not in known]
+    with Progress(len(todo), "whole networks", enabled=progress) as bar:
+        for arch in archs:
+            nid = network_id(arch)
+            if nid not in known:
+                bar.describe(arch.name)
+                with be.prepare(arch) as exe:
+                    m, extras = measure(exe, settings, monitor)
+                rec = {"network_id": nid, "name": arch.name, "arch": arch_to_json(arch),
+                       "status": "ok", "median_us": m.median_us, "p10_us": m.p10_us, "p90_us": m.p90_us,
+                       "cov": m.cov, "n": m.n, "unroll": m.unroll, "measured_at": now(), **extras}
+                log.append([rec])
+                known[nid] = rec
+                bar.advance()
+            r = known[nid]
+            out.append(NetworkMeasurement(arch.name, r["median_us"], r["cov"], r))
+    return out
+
+
+def fill_missing(archs: list[Arch], table_path: Path, be, settings, progress=True) -> int:
+    """Measure the blocks the networks need that the table lacks; returns how many."""
+    table = load_table(table_path)
+    specs = {b.key: b for a in archs for b in a.blocks if b.key not in table.ok()}
+    if specs:
+        build_table(list(specs.values()), table_path, be, settings, retry_failed=True, progress=progress)
+    return len(specs)
+
+
+def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progress: bool = True,
+             repeat_noise: int = 5) -> dict:
+    """Measure `archs` end to end, compare with raw sums, fit and store the calibration.
+
+    `repeat_noise` networks are measured a second time (fresh preparation) to report the
+    run-to-run noise of whole-network measurements on this machine.
+    """
+    table = load_table(table_path)
+    be = backend_for_table(table)
+    settings = HarnessSettings(**table.meta["harness"])
+    added = fill_missing(archs, table_path, be, settings, progress)
+    table = load_table(table_path)
+    lacking = {b.key for a in archs for b in a.blocks} - set(table.ok())
+    if lacking:
+        raise LatbenchError(f"{len(lacking)} blocks of these networks failed to measure "
+                            f"(e.g. {sorted(lacking)[0]}); see latbench table show {table_path}")
+    nets = measure_networks(archs, Path(table_path), be, settings, progress)
+    raw = Predictor(Table(table.path, table.meta, table.rows, None))
+    aggs = [raw.aggregates(a) for a in archs]
+    cat = lambda k: np.concatenate([g[k] for g in aggs])  # noqa: E731
+    kind_ns = {k: np.concatenate([g["kind_ns"][k] for g in aggs]) for k in aggs[0]["kind_ns"]}
+    cache = raw.cache_bytes
+    feats = network_features(cat("total_ns"), cat("n_blocks"), kind_ns, cat("weight_bytes"), cache)
+    measured = np.array([n.median_us for n in nets])
+    record, fits = fit_calibration(feats, measured, cache)
+    held_out = np.array(fits["candidates"][record["model"]]["held_out_us"])
+    report = {
+        "table": str(table_path), "table_provenance": table.describe(), "device": table.meta["device"],
+        "backend": table.meta["backend"], "precision": table.meta["precision"], "batch": table.meta["batch"],
+        "protocol": table.meta.get("protocol"), "networks": len(archs), "blocks_added": added,
+        "raw_sum": error_report(measured, feats["sum_us"]),
+        "calibrated_held_out": error_report(measured, held_out),
+        "calibration": record, "candidates": {k: v["loo"] for k, v in fits["candidates"].items()},
+        "noise": measurement_noise(archs[:repeat_noise], be, settings, measured[:repeat_noise]),
+        "rows": [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
+                  "calibrated_held_out_us": float(h), "n_blocks": int(nb)}
+                 for n, s, h, nb in zip(nets, feats["sum_us"], held_out, feats["n_blocks"])],
+        "machine": env.library_versions(), "validated_at": now(),
+        "units": "microseconds per forward pass of one batch; errors in percent of the measured value",
+    }
+    if store:
+        append_calibration(table_path, record)
+    return report
+
+
+def measurement_noise(archs, be, settings, first_us) -> dict:
+    """Relative difference between two independent measurements of the same networks."""
+    if not archs:
+        return {}
+    again = []
+    for a in archs:
+        with be.prepare(a) as exe:
+            again.append(measure(exe, settings)[0].median_us)
+    diff = np.abs(np.array(again) / np.asarray(first_us) - 1) * 100
+    return {"networks": len(archs), "median_abs_pct_diff": float(np.median(diff)),
+            "max_abs_pct_diff": float(np.max(diff))}
+
+
+def sample_archs(space, n: int, seed: int) -> list[Arch]:
+    from nas.sampler import sample
+
+    X = sample(space, n, seed)
+    archs = []
+    for i, x in enumerate(X):
+        a = space.decode(x)
+        archs.append(Arch(a.resolution, a.blocks, a.stage_of, f"{space.name}-sobol{seed}-{i}", a.staged))
+    return archs
+
+
+__all__ = ["validate", "sample_archs", "measure_networks", "backend_for_table"]

@@ -1,0 +1,70 @@
+"""The harness and the CPU backends on real blocks (small shapes, quick settings)."""
+
+from __future__ import annotations
+
+import pytest
+
+from latbench import backends, load_arch
+from latbench.backends.base import BackendConfig, copies_needed
+from latbench.errors import LatbenchError
+from latbench.harness import HarnessSettings, measure
+from latbench.spec import parse_key
+from latbench.arch import HeadSpec, StagedArch, StageSpec, TailSpec
+
+QUICK = HarnessSettings.for_device("cpu", quick=True)
+BLOCK = parse_key("irb-i16-o16-h16-w16-k3-s1-e4-swish-se1")
+
+
+def tiny_net():
+    return StagedArch(32, HeadSpec(8), (StageSpec(1, "irb", 16, 2, 3, 2, 4.0),), TailSpec(32, 10)).expand()
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("target", ["block", "network"])
+def test_backend_contract(name, target):
+    """Every CPU backend prepares a block or a network once and times it repeatably."""
+    be = backends.create(name, BackendConfig(device="cpu", threads=1))
+    spec = BLOCK if target == "block" else tiny_net()
+    with be.prepare(spec) as exe:
+        m, extras = measure(exe, QUICK)
+    assert m.median_us > 0 and m.p10_us <= m.median_us <= m.p90_us
+    assert m.n >= QUICK.min_samples and m.unroll >= 1 and m.cov >= 0
+    assert extras == {}  # no GPU monitor on the CPU
+    assert be.identity()["name"] == name
+
+
+def test_bigger_block_takes_longer():
+    be = backends.create("torch", BackendConfig(device="cpu", threads=1))
+    small, big = parse_key("conv-i8-o8-h16-w16-k3-s1-relu"), parse_key("conv-i64-o64-h32-w32-k3-s1-relu")
+    times = []
+    for s in (small, big):
+        with be.prepare(s) as exe:
+            times.append(measure(exe, QUICK)[0].median_us)
+    assert times[1] > 5 * times[0]  # 128x the MACs
+
+
+def test_cold_protocol_cycles_weight_copies():
+    assert copies_needed("warm", 1000, 100, 32 << 20, 1 << 30) == (1, 1)
+    kw, ki = copies_needed("weights-cold", 1 << 20, 1 << 10, 32 << 20, 1 << 30)
+    assert kw == 64 and ki == 1
+    kw, ki = copies_needed("cold", 1 << 20, 1 << 20, 32 << 20, 1 << 30)
+    assert kw == ki == 32
+    be = backends.create("torch", BackendConfig(device="cpu", protocol="weights-cold", threads=1))
+    with be.prepare(BLOCK) as exe:
+        assert exe.info["copies"] > 1
+        m, _ = measure(exe, QUICK)
+    assert m.median_us > 0
+
+
+def test_resolve_and_errors():
+    assert backends.resolve("auto", None)[:2] == ("torch", "cpu")  # no GPU here
+    with pytest.raises(LatbenchError, match="unknown backend 'tvm'"):
+        backends.resolve("tvm", None)
+    with pytest.raises(LatbenchError, match="no CUDA GPU"):
+        backends.resolve("auto", "cuda")
+    with pytest.raises(LatbenchError, match="fp16 is a GPU precision"):
+        backends.create("torch", BackendConfig(device="cpu", precision="fp16"))
+    with pytest.raises(LatbenchError, match="warm only"):
+        backends.create("onnxruntime", BackendConfig(device="cpu", protocol="cold"))
+    with pytest.raises(LatbenchError, match="cache protocol"):
+        BackendConfig(protocol="lukewarm")

@@ -1,0 +1,105 @@
+"""The table store: append-only, crash-safe, resumable, concurrent, mergeable, exportable."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+
+import pandas as pd
+import pytest
+
+from latbench.errors import TableError
+from latbench.table import TableWriter, append_calibration, load_table, merge_tables
+
+META = {"device": {"kind": "cpu", "name": "test cpu", "threads": 2}, "backend": {"name": "torch", "version": "x", "options": {}},
+        "precision": "fp32", "batch": 1, "protocol": "warm", "harness": {"sample_s": 0.01}}
+
+
+def row(key, us=10.0, status="ok"):
+    return {"key": key, "median_us": us if status == "ok" else None, "p10_us": us, "p90_us": us, "cov": 0.01,
+            "n": 5, "status": status, "reason": "" if status == "ok" else "boom", "measured_at": "now"}
+
+
+def test_write_resume_and_read(tmp_path):
+    path = tmp_path / "t.jsonl"
+    w = TableWriter(path, META)
+    assert w.add(row("a")) and w.add(row("b", status="failed"))
+    w2 = TableWriter(path, META)  # a second run resumes
+    assert w2.done() == {"a", "b"} and w2.done(include_failed=False) == {"a"}
+    assert not w2.add(row("a", 99.0))  # an ok key is never measured twice
+    assert w2.add(row("b", 5.0))  # a retried failure supersedes
+    t = load_table(path)
+    assert t.ok() == {"a": 10.0, "b": 5.0} and t.counts()["failed"] == 0
+    df = t.to_pandas()
+    assert list(df.columns[:9]) == ["key", "median_us", "p10_us", "p90_us", "cov", "n", "status", "reason", "measured_at"]
+    assert t.meta["units"]["median_us"].startswith("microseconds")
+
+
+def test_other_settings_are_refused(tmp_path):
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, META)
+    with pytest.raises(TableError, match="precision: 'fp32' != 'fp16'"):
+        TableWriter(path, META | {"precision": "fp16"})
+
+
+def test_partial_last_line_is_ignored_and_repaired(tmp_path):
+    path = tmp_path / "t.jsonl"
+    w = TableWriter(path, META)
+    w.add(row("a"))
+    with open(path, "ab") as f:
+        f.write(b'{"type": "row", "key": "b", "med')  # a write cut short
+    assert set(load_table(path).rows) == {"a"}
+    TableWriter(path, META).add(row("c"))
+    assert set(load_table(path).rows) == {"a", "c"}
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+
+
+def test_damaged_line_is_reported(tmp_path):
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, META).add(row("a"))
+    text = path.read_text().splitlines()
+    path.write_text(text[0] + "\nGARBAGE\n" + text[1] + "\n")
+    with pytest.raises(TableError, match="not valid JSON"):
+        load_table(path)
+    with pytest.raises(TableError, match="no such table"):
+        load_table(tmp_path / "missing.jsonl")
+
+
+def _writer(path, worker):
+    w = TableWriter(path, META)
+    for i in range(200):
+        w.add(row(f"k{(i * 7 + worker) % 150}", float(worker)))
+
+
+def test_two_processes_do_not_corrupt(tmp_path):
+    path = tmp_path / "t.jsonl"
+    procs = [mp.get_context("spawn").Process(target=_writer, args=(path, k)) for k in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    lines = path.read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines[1:]]
+    assert sorted(keys) == sorted({f"k{i}" for i in range(150)})  # each key exactly once
+
+
+def test_merge_export_and_calibration(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    TableWriter(a, META).add(row("x", 1.0))
+    wb = TableWriter(b, META)
+    wb.add(row("x", status="failed"))
+    wb.add(row("y", 2.0))
+    n, both = merge_tables(a, b, tmp_path / "c.jsonl")
+    assert (n, both) == (2, 1)
+    assert load_table(tmp_path / "c.jsonl").ok() == {"x": 1.0, "y": 2.0}
+    with pytest.raises(TableError, match="exists"):
+        merge_tables(a, b, tmp_path / "c.jsonl")
+    other = tmp_path / "o.jsonl"
+    TableWriter(other, META | {"batch": 8})
+    with pytest.raises(TableError, match="batch: 1 != 8"):
+        merge_tables(a, other, tmp_path / "d.jsonl")
+    append_calibration(a, {"model": "linear", "coef": [1.0]})
+    assert load_table(a).calibration["model"] == "linear"
+    df = load_table(a).to_pandas()
+    df.to_parquet(tmp_path / "a.parquet")
+    assert pd.read_parquet(tmp_path / "a.parquet")["key"].tolist() == ["x"]
