@@ -104,9 +104,13 @@ class Backend(ABC):
     def prepare(self, target: BlockSpec | Arch) -> Executable:
         """Build what runs `target` at the configured batch and precision."""
 
+    #: The table file this backend measures for (set by `attach_table`).
+    attached_table = None
+
     def attach_table(self, path) -> None:
-        """Called with the table file before a build: a backend may keep caches beside it
-        (TensorRT keeps its timing cache there). Default: nothing."""
+        """Called with the table file before measuring for it: a backend may keep caches beside
+        it (TensorRT keeps its timing cache there); overrides call this first."""
+        self.attached_table = path
 
     def prefetch(self, targets: list) -> None:
         """Hint: these targets come next. A backend may start host-side preparation (export,
