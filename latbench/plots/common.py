@@ -1,0 +1,110 @@
+"""What every chart shares: the Agg backend, the returned record, titles, input loading, saving.
+
+Charts are drawn on `matplotlib.figure.Figure` objects, not through pyplot, so nothing piles up
+in pyplot's global figure list when a search or a demo draws many charts in one process.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import NamedTuple
+
+import matplotlib
+
+# Charts are written to files, often on machines without a display; Agg must be chosen before
+# pyplot is first imported. A caller that already imported pyplot (a notebook) keeps its backend.
+if "matplotlib.pyplot" not in sys.modules:
+    matplotlib.use("Agg")
+
+from matplotlib.figure import Figure  # noqa: E402
+
+from latbench.errors import LatbenchError  # noqa: E402
+from latbench.table import Table, load_table  # noqa: E402
+
+PNG_DPI = 150
+#: One colour per role, the same in every chart.
+COLORS = {"main": "#1f77b4", "accent": "#d62728", "base": "#08306b", "level": "#6baed6",
+          "muted": "#7f7f7f", "group": "#2ca02c"}
+TITLE_SIZE = 11
+
+
+class Chart(NamedTuple):
+    """A drawn chart: the figure and the files written (PNG first, then SVG)."""
+
+    figure: Figure
+    paths: list[Path]
+
+
+class FactorChart(NamedTuple):
+    """The factor chart, plus the table keys it needed but could not find (left out)."""
+
+    figure: Figure
+    paths: list[Path]
+    missing: list[str]
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    """A figure with constrained layout, which keeps titles, labels and legends from overlapping."""
+    return Figure(figsize=(width_in, height_in), layout="constrained")
+
+
+def title(fig: Figure, what: str, provenance: str) -> None:
+    """Two-line title: what the chart shows, then where the numbers were measured."""
+    fig.suptitle(f"{what}\n{provenance}", fontsize=TITLE_SIZE)
+
+
+def as_table(table: Table | str | Path) -> Table:
+    return table if isinstance(table, Table) else load_table(table)
+
+
+def read_json(path: str | Path, what: str) -> dict:
+    """A JSON object from a file; LatbenchError naming the file when it is missing or malformed."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise LatbenchError(f"{p}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise LatbenchError(f"{p}: cannot read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise LatbenchError(f"{p}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if not isinstance(obj, dict):
+        raise LatbenchError(f"{p}: expected a JSON object ({what})")
+    return obj
+
+
+def output_stem(out: str | Path) -> Path:
+    """The path without its suffix; `out` may end in .png, .svg or nothing."""
+    out = Path(out)
+    if out.suffix.lower() in (".png", ".svg"):
+        return out.with_suffix("")
+    if out.suffix:
+        raise LatbenchError(f"{out}: charts are written as PNG and SVG; end the name in .png or drop the suffix")
+    return out
+
+
+def save(fig: Figure, out: str | Path) -> list[Path]:
+    """Write `fig` as OUT.png and OUT.svg (same stem); returns both paths."""
+    stem = output_stem(out)
+    if stem.exists() and stem.is_dir():
+        raise LatbenchError(f"{out}: is a folder; give a file name such as {stem / 'chart.png'}")
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LatbenchError(f"{out}: cannot create folder {stem.parent}: {err.strerror}") from None
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
+    try:
+        fig.savefig(paths[0], dpi=PNG_DPI)
+        # No date in the SVG, so that the same data gives the same file.
+        fig.savefig(paths[1], metadata={"Date": None})
+    except OSError as err:
+        raise LatbenchError(f"{out}: cannot write the chart: {err.strerror or err}") from None
+    return paths
+
+
+def grid_lines(ax, axis: str = "y") -> None:
+    """Light gridlines behind the data."""
+    ax.grid(True, axis=axis, color="#dddddd", linewidth=0.8)
+    ax.set_axisbelow(True)
