@@ -18,7 +18,6 @@ Pure numpy.
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from latbench.spec import KINDS
 
@@ -70,6 +69,8 @@ def _loo(F: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def error_report(measured_us, predicted_us) -> dict:
     """How predictions compare with measurements, in percent and by rank."""
+    from scipy import stats
+
     m, p = np.asarray(measured_us, dtype=np.float64), np.asarray(predicted_us, dtype=np.float64)
     err = (p - m) / m * 100
     tau = stats.kendalltau(m, p).statistic if len(m) > 1 else float("nan")

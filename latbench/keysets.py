@@ -76,8 +76,8 @@ def _spec(values: dict, where: str) -> BlockSpec:
         raise LatbenchError(f"{where}: {err}") from None
 
 
-def grid_specs(path: str | Path) -> list[BlockSpec]:
-    """Blocks of a grid file (see module docstring); errors name the file and the entry."""
+def _read_grid(path: str | Path) -> dict:
+    """The JSON of a grid file, or of a bundled grid by name ("factor_grid")."""
     p = Path(path)
     if not p.is_file():
         p = resources.bundled_config(str(path)) or p
@@ -89,6 +89,12 @@ def grid_specs(path: str | Path) -> list[BlockSpec]:
         raise LatbenchError(f"{path}: cannot read: {err}") from None
     except json.JSONDecodeError as err:
         raise LatbenchError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    return obj
+
+
+def grid_specs(path: str | Path) -> list[BlockSpec]:
+    """Blocks of a grid file (see module docstring); errors name the file and the entry."""
+    obj = _read_grid(path)
     if not isinstance(obj, dict) or not ({"base", "keys"} & set(obj)):
         raise LatbenchError(f"{path}: a grid is a JSON object with \"base\" (+ \"vary\"/\"product\") or \"keys\"")
     unknown = set(obj) - {"name", "description", "base", "vary", "product", "keys"}
@@ -127,7 +133,8 @@ def _lists(obj, where: str) -> list[tuple[str, list]]:
 
 def factor_levels(path: str | Path) -> tuple[BlockSpec, dict[str, list[BlockSpec]]]:
     """The base block and, per varied factor, the blocks of its levels (for factor charts)."""
-    obj = json.loads((Path(path) if Path(path).is_file() else resources.bundled_config(str(path))).read_text())
+    grid_specs(path)  # validates the whole grid with errors that name the entry
+    obj = _read_grid(path)
     base = BlockSpec(**obj["base"])
     return base, {f: [replace(base, **{t: v for t in _ALIASES.get(f, (f,))}) for v in values]
                   for f, values in obj.get("vary", {}).items()}

@@ -8,7 +8,7 @@ validation that stops half-way resumes without re-measuring, and later fits reus
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,19 @@ def backend_for_table(table: Table) -> backends.Backend:
     if diff:
         raise LatbenchError(f"{table.path}: measured on another device or software ({'; '.join(diff)}); "
                             "validate and --missing measure run on the table's own device")
+    be.attach_table(table.path)
     return be
+
+
+def whole_network_backend(be):
+    """Whole networks are timed as deployed, replayed back to back (trtexec's way): cache
+    protocol warm, whatever protocol the table's blocks were timed with."""
+    if be.config.protocol == "warm":
+        return be
+    warm = backends.create(be.name, replace(be.config, protocol="warm"))
+    if be.attached_table is not None:  # share the table's caches (TensorRT: its timing cache)
+        warm.attach_table(be.attached_table)
+    return warm
 
 
 @dataclass
@@ -116,7 +128,7 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     if lacking:
         raise LatbenchError(f"{len(lacking)} blocks of these networks failed to measure "
                             f"(e.g. {sorted(lacking)[0]}); see latbench table show {table_path}")
-    nets = measure_networks(archs, Path(table_path), be, settings, progress)
+    nets = measure_networks(archs, Path(table_path), whole_network_backend(be), settings, progress)
     raw = Predictor(Table(table.path, table.meta, table.rows, None))
     aggs = [raw.aggregates(a) for a in archs]
     cat = lambda k: np.concatenate([g[k] for g in aggs])  # noqa: E731
@@ -133,7 +145,8 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
         "raw_sum": error_report(measured, feats["sum_us"]),
         "calibrated_held_out": error_report(measured, held_out),
         "calibration": record, "candidates": {k: v["loo"] for k, v in fits["candidates"].items()},
-        "noise": measurement_noise(archs[:repeat_noise], be, settings, measured[:repeat_noise]),
+        "noise": measurement_noise(archs[:repeat_noise], whole_network_backend(be), settings,
+                               measured[:repeat_noise]),
         "rows": [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
                   "calibrated_held_out_us": float(h), "n_blocks": int(nb)}
                  for n, s, h, nb in zip(nets, feats["sum_us"], held_out, feats["n_blocks"])],

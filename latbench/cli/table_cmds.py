@@ -71,6 +71,7 @@ def build_table_cmd(
     from latbench import backends, env
     from latbench.build import backend_config, build_table, default_table_name, table_meta
     from latbench.harness import HarnessSettings
+    from latbench.table import TableWriter
 
     if backend != "auto" and backend not in backends.NAMES:
         raise LatbenchError(f"unknown backend {backend!r}; use auto, {', '.join(backends.NAMES)}")
@@ -105,7 +106,9 @@ def build_table_cmd(
         name, dev, why = backends.resolve(backend, device)
         be = backends.create(name, backend_config(dev, precision, batch, threads, protocol, options))
         settings = HarnessSettings.for_device(dev, quick=quick)
-        out = out or Path(default_table_name(table_meta(be, settings)))
+        meta = table_meta(be, settings)
+        out = out or Path(default_table_name(meta))
+        TableWriter(out, meta)  # refuses a table measured with other settings before any output
         err.print(why)
         for n in notes:
             err.print(n)
