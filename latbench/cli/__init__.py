@@ -30,7 +30,8 @@ app = typer.Typer(
 
 def _register() -> None:
     # Importing the command modules attaches their commands to `app`.
-    from latbench.cli import arch_cmds, info_cmd, predict_cmds, table_cmds  # noqa: F401
+    from latbench.cli import (arch_cmds, demo_cmd, info_cmd, plot_cmds,  # noqa: F401
+                              predict_cmds, search_cmds, table_cmds)
 
 
 def main(argv: list[str] | None = None) -> None:
