@@ -110,6 +110,26 @@ class CudaEventTimer:
         return [start.elapsed_time(end) * 1e-3 for start, end in events]
 
 
+class CpuMonitor:
+    """The CPU analogue of the GPU monitor: how much of the wall time this process really ran.
+
+    On a shared CPU another process can take the cores while a block is timed; its samples then
+    include waiting. The share cpu_time / (wall_time x threads) falls well below 1 when that
+    happens: rows with `cpu_util` under `min_util` are flagged `contended`.
+    """
+
+    def __init__(self, threads: int, min_util: float = 0.8):
+        self.threads, self.min_util = max(1, threads), min_util
+
+    def snapshot(self) -> dict:
+        return {"wall": time.perf_counter(), "cpu": time.process_time()}
+
+    def summarize(self, before: dict, after: dict) -> dict:
+        wall = after["wall"] - before["wall"]
+        util = (after["cpu"] - before["cpu"]) / max(wall * self.threads, 1e-9)
+        return {"cpu_util": round(util, 3), "contended": bool(util < self.min_util)}
+
+
 class Executable(Protocol):
     """What a backend's `prepare` returns (see latbench.backends.base)."""
 

@@ -98,7 +98,9 @@ class Table:
     def counts(self) -> dict:
         ok = sum(1 for r in self.rows.values() if r.get("status") == "ok")
         throttled = sum(1 for r in self.rows.values() if r.get("throttled"))
-        return {"rows": len(self.rows), "ok": ok, "failed": len(self.rows) - ok, "throttled": throttled}
+        contended = sum(1 for r in self.rows.values() if r.get("contended"))
+        return {"rows": len(self.rows), "ok": ok, "failed": len(self.rows) - ok, "throttled": throttled,
+                "contended": contended}
 
     def to_pandas(self):
         """Rows as a DataFrame: the fixed columns first, then any extra columns."""

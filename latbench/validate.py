@@ -17,10 +17,10 @@ from latbench import backends, env
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
 from latbench.backends.base import BackendConfig
-from latbench.build import build_table, monitor_for
+from latbench.build import build_table, measure_quietly, monitor_for
 from latbench.calibration import error_report, fit_calibration, network_features
 from latbench.errors import LatbenchError
-from latbench.harness import HarnessSettings, measure
+from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog
 from latbench.predictor import Predictor
 from latbench.progress import Progress
@@ -91,7 +91,7 @@ def measure_networks(archs: list[Arch], table_path: Path, be, settings: HarnessS
             if nid not in known:
                 bar.describe(arch.name)
                 with be.prepare(arch) as exe:
-                    m, extras = measure(exe, settings, monitor)
+                    m, extras = measure_quietly(exe, settings, monitor)
                 rec = {"network_id": nid, "name": arch.name, "arch": arch_to_json(arch),
                        "status": "ok", "median_us": m.median_us, "p10_us": m.p10_us, "p90_us": m.p90_us,
                        "cov": m.cov, "n": m.n, "unroll": m.unroll, "measured_at": now(), **extras}
@@ -162,10 +162,10 @@ def measurement_noise(archs, be, settings, first_us) -> dict:
     """Relative difference between two independent measurements of the same networks."""
     if not archs:
         return {}
-    again = []
+    again, monitor = [], monitor_for(be.config)
     for a in archs:
         with be.prepare(a) as exe:
-            again.append(measure(exe, settings)[0].median_us)
+            again.append(measure_quietly(exe, settings, monitor)[0].median_us)
     diff = np.abs(np.array(again) / np.asarray(first_us) - 1) * 100
     return {"networks": len(archs), "median_abs_pct_diff": float(np.median(diff)),
             "max_abs_pct_diff": float(np.max(diff))}

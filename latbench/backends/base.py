@@ -32,6 +32,7 @@ ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 #: Copies needed to flush: distinct bytes >= COLD_FACTOR x the last-level cache.
 COLD_FACTOR = 2
 MAX_COPIES = 512
+DEFAULT_CPU_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class BackendConfig:
     device: str = "cpu"
     precision: str = "fp32"
     batch: int = 1
+    #: CPU threads (None = DEFAULT_CPU_THREADS). One by default: multi-threaded OpenMP timings
+    #: collapse (100x seen here) as soon as any other process competes for a core.
     threads: int | None = None
     protocol: str = "warm"
     options: dict = field(default_factory=dict)
@@ -57,6 +60,10 @@ class BackendConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def cpu_threads(self) -> int:
+        return self.threads or DEFAULT_CPU_THREADS
 
 
 class Executable(ABC):

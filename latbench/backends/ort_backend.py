@@ -54,7 +54,7 @@ class OrtBackend(Backend):
             raise LatbenchError(f"the onnxruntime backend supports cache protocol warm only, "
                                 f"not {config.protocol}; use --protocol warm or --backend torch")
         self.ort = ort
-        self.threads = (config.threads or env.usable_cpus()) if config.device == "cpu" else None
+        self.threads = config.cpu_threads if config.device == "cpu" else None
         if config.device == "cpu":
             self.providers = ["CPUExecutionProvider"]
         elif config.options.get("ort_tensorrt") and "TensorrtExecutionProvider" in _providers():

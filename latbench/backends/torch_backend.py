@@ -43,7 +43,7 @@ class TorchBackend(Backend):
         if config.device == "cpu":
             if config.precision == "fp16":
                 raise LatbenchError("torch on cpu measures fp32 or bf16; fp16 is a GPU precision")
-            torch.set_num_threads(config.threads or env.usable_cpus())
+            torch.set_num_threads(config.cpu_threads)
         else:
             torch.backends.cudnn.benchmark = True
         self.channels_last = bool(config.options.get("channels_last", True))

@@ -51,7 +51,8 @@ def build_table_cmd(
     backend: str = typer.Option("auto", help="auto | tensorrt | torch | onnxruntime."),
     device: Optional[str] = typer.Option(None, help="cuda | cpu (default: cuda when visible)."),
     batch: int = typer.Option(1, help="Batch size."),
-    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all usable cores)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default 1: multi-threaded timings "
+                                          "collapse when another process competes for a core)."),
     protocol: Optional[str] = typer.Option(None, help="Cache state: warm | weights-cold | cold "
                                            "(default: weights-cold on GPU, warm on CPU)."),
     space: Optional[str] = typer.Option(None, help="Every key reachable in this space (gpunet: a long job)."),
@@ -136,7 +137,8 @@ def show(path: Path, failures: int = typer.Option(20, help="Failed rows to list.
     out.print(f"harness: {m['harness']}")
     out.print(f"created {m.get('created_at')} on {m.get('host')} with latbench {m.get('latbench_version')}")
     c = t.counts()
-    out.print(f"rows: {c['rows']} ({c['ok']} ok, {c['failed']} failed, {c['throttled']} taken while throttled); "
+    out.print(f"rows: {c['rows']} ({c['ok']} ok, {c['failed']} failed, {c['throttled']} taken while the GPU throttled, "
+              f"{c['contended']} while another process held the CPU); "
               "times in microseconds per forward pass of one batch")
     if t.calibration:
         cal = t.calibration
