@@ -23,6 +23,7 @@ import torch
 
 from latbench import backends, env, load_arch
 from latbench.backends.base import BackendConfig
+from latbench.build import measure_quietly, monitor_for
 from latbench.builders import example_input
 from latbench.harness import HarnessSettings, measure
 from latbench.keysets import grid_specs, unique
@@ -35,10 +36,11 @@ def block_set() -> list:
     return specs[:24]
 
 
-def bench_ours(be, spec, settings) -> tuple[float, float]:
+def bench_ours(be, spec, settings, monitor) -> tuple[float, float]:
+    """latbench's protocol as build-table runs it (with the GPU/CPU monitor and its retries)."""
     t0 = time.perf_counter()
     with be.prepare(spec) as exe:
-        m, _ = measure(exe, settings)
+        m, _ = measure_quietly(exe, settings, monitor)
     return m.median_us, time.perf_counter() - t0
 
 
@@ -82,7 +84,8 @@ def main() -> None:
     dtype = torch_dtype(precision)
     be = backends.create("torch", BackendConfig(device=args.device, precision=precision, protocol="warm"))
     settings = HarnessSettings.for_device(args.device)
-    methods = {"latbench": lambda s: bench_ours(be, s, settings),
+    monitor = monitor_for(be.config)
+    methods = {"latbench": lambda s: bench_ours(be, s, settings, monitor),
                "torch.utils.benchmark": lambda s: bench_autorange(s, args.device, dtype)}
     if args.device == "cuda":
         try:

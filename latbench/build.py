@@ -15,7 +15,7 @@ import re
 import traceback
 from dataclasses import dataclass, field
 
-from latbench import backends, env
+from latbench import env
 from latbench.backends.base import Backend, BackendConfig
 from latbench.errors import LatbenchError
 from latbench.harness import CpuMonitor, HarnessSettings, measure

@@ -15,7 +15,6 @@ out channels together (the block stays residual). Any subset of the three may be
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -79,17 +78,7 @@ def _spec(values: dict, where: str) -> BlockSpec:
 def _read_grid(path: str | Path) -> dict:
     """The JSON of a grid file, or of a bundled grid by name ("factor_grid")."""
     p = Path(path)
-    if not p.is_file():
-        p = resources.bundled_config(str(path)) or p
-    try:
-        obj = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise LatbenchError(f"{path}: no such grid file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise LatbenchError(f"{path}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise LatbenchError(f"{path}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-    return obj
+    return resources.read_json(p if p.is_file() else resources.bundled_config(str(path)) or p, "grid")
 
 
 def grid_specs(path: str | Path) -> list[BlockSpec]:

@@ -60,9 +60,9 @@ class GpuMonitor:
         if not self._nv:
             return {}
         nv, h = self._nv, self._handle
-        reasons_fn = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None) or getattr(
-            nv, "nvmlDeviceGetCurrentClocksThrottleReasons"
-        )
+        # Renamed "clocks event reasons" in newer NVML; the throttle-reasons name still works.
+        reasons_fn = (getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                      or nv.nvmlDeviceGetCurrentClocksThrottleReasons)
         mask = reasons_fn(h)
         return {
             "sm_clock_mhz": nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),

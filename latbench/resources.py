@@ -6,6 +6,7 @@ lookup serves a source checkout, an editable install and a wheel.
 
 from __future__ import annotations
 
+import json
 from importlib import resources as _res
 from pathlib import Path
 
@@ -27,6 +28,23 @@ def bundled_config(name: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def read_json(path: str | Path, what: str, error=None):
+    """Parsed JSON of a file; `error` (default LatbenchError) names the file when it is missing,
+    unreadable or malformed."""
+    from latbench.errors import LatbenchError
+
+    error = error or LatbenchError
+    p = Path(path)
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise error(f"{p}: no such {what} file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise error(f"{p}: cannot read: {err}") from None
+    except json.JSONDecodeError as err:
+        raise error(f"{p}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
 
 
 def bundled_names(suffix: str = ".json") -> list[str]:

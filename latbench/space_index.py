@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import partial
 from functools import lru_cache
 
 import numpy as np
@@ -171,8 +172,7 @@ class SpaceIndex:
             t = np.concatenate(self._tuples.pop(slot.name))
             codes.append(t[:, 0])
             v = {k: choices[t[:, 3 + j]] for j, (k, choices, _) in enumerate(slot.own)}
-            n = len(t)
-            full = lambda x: np.full(n, x, dtype=np.int64)  # noqa: E731
+            full = partial(np.full, len(t), dtype=np.int64)
             cout = v["filters"] if slot.kind != "tail" else full(tail.filters)
             rows.append(np.stack([
                 full(KINDS.index(slot.kind)), t[:, 2], cout, t[:, 1],

@@ -18,6 +18,7 @@ from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
 from latbench.backends.base import BackendConfig
 from latbench.build import build_table, measure_quietly, monitor_for
+from latbench.calibration import apply as apply_calibration
 from latbench.calibration import error_report, fit_calibration, network_features
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings
@@ -25,6 +26,10 @@ from latbench.jsonlog import JsonLog
 from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.table import Table, append_calibration, identity_diff, load_table, now
+
+
+#: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
+MIN_FIT_NETWORKS = 6
 
 
 def network_id(arch: Arch) -> str:
@@ -136,25 +141,33 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     cache = raw.cache_bytes
     feats = network_features(cat("total_ns"), cat("n_blocks"), kind_ns, cat("weight_bytes"), cache)
     measured = np.array([n.median_us for n in nets])
-    record, fits = fit_calibration(feats, measured, cache)
-    held_out = np.array(fits["candidates"][record["model"]]["held_out_us"])
+    rows = [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
+             "n_blocks": int(nb)} for n, s, nb in zip(nets, feats["sum_us"], feats["n_blocks"])]
     report = {
         "table": str(table_path), "table_provenance": table.describe(), "device": table.meta["device"],
         "backend": table.meta["backend"], "precision": table.meta["precision"], "batch": table.meta["batch"],
         "protocol": table.meta.get("protocol"), "networks": len(archs), "blocks_added": added,
         "raw_sum": error_report(measured, feats["sum_us"]),
-        "calibrated_held_out": error_report(measured, held_out),
-        "calibration": record, "candidates": {k: v["loo"] for k, v in fits["candidates"].items()},
+        "calibrated_held_out": None, "calibration": None,
         "noise": measurement_noise(archs[:repeat_noise], whole_network_backend(be), settings,
-                               measured[:repeat_noise]),
-        "rows": [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
-                  "calibrated_held_out_us": float(h), "n_blocks": int(nb)}
-                 for n, s, h, nb in zip(nets, feats["sum_us"], held_out, feats["n_blocks"])],
-        "machine": env.library_versions(), "validated_at": now(),
+                                   measured[:repeat_noise]),
+        "rows": rows, "machine": env.library_versions(), "validated_at": now(),
         "units": "microseconds per forward pass of one batch; errors in percent of the measured value",
     }
-    if store:
-        append_calibration(table_path, record)
+    if table.calibration:  # the stored calibration, tested on these networks
+        stored = apply_calibration(table.calibration, feats)
+        report["stored_calibration"] = error_report(measured, stored) | {"model": table.calibration["model"]}
+        for r, s in zip(rows, stored):
+            r["stored_calibrated_us"] = float(s)
+    if len(archs) >= MIN_FIT_NETWORKS:
+        record, fits = fit_calibration(feats, measured, cache)
+        held_out = fits["candidates"][record["model"]]["held_out_us"]
+        report |= {"calibrated_held_out": error_report(measured, held_out), "calibration": record,
+                   "candidates": {k: v["loo"] for k, v in fits["candidates"].items()}}
+        for r, h in zip(rows, held_out):
+            r["calibrated_held_out_us"] = float(h)
+        if store:
+            append_calibration(table_path, record)
     return report
 
 

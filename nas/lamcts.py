@@ -73,15 +73,14 @@ def select_path(root: Node, cp: float) -> list[tuple[Node, bool]]:
     """Walk to a leaf by UCB; returns [(node, went_to_good_side)] for every split on the way."""
     path, node = [], root
     while not node.is_leaf:
-        n_parent = len(node.rows)
-
-        def ucb(child: Node) -> float:
-            return child.mean + cp * np.sqrt(2 * np.log(n_parent) / max(len(child.rows), 1))
-
-        go_good = ucb(node.good) >= ucb(node.bad)
+        go_good = _ucb(node.good, len(node.rows), cp) >= _ucb(node.bad, len(node.rows), cp)
         path.append((node, go_good))
         node = node.good if go_good else node.bad
     return path
+
+
+def _ucb(child: Node, n_parent: int, cp: float) -> float:
+    return child.mean + cp * np.sqrt(2 * np.log(n_parent) / max(len(child.rows), 1))
 
 
 def in_region(path: list[tuple[Node, bool]], candidates: np.ndarray) -> np.ndarray:

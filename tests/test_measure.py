@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from latbench import backends, load_arch
+from latbench import backends
 from latbench.backends.base import BackendConfig, copies_needed
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings, measure

@@ -123,7 +123,7 @@ def test_factor_chart_plots_the_table_rows_of_each_level(inputs, tmp_path):
     assert heights == pytest.approx([n * base_row["median_us"] for n in range(1, 9)])
     np.testing.assert_allclose(errors[-1], (8 * base_row["p10_us"], 8 * base_row["p90_us"]))
     summary = by_title["relative cost of each factor"]
-    ratios = [p.get_width() for p in summary.patches]
+    ratios = [p.get_x() + p.get_width() for p in summary.patches]
     expected = [max(m) / min(m) for m in
                 ([table.rows[s.key]["median_us"] for s in levels[f]] for f in titles)] + [8.0]
     assert ratios == pytest.approx(expected)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Callable
 
-from latbench import env
 from latbench.arch import Arch
 from latbench.backends.base import Backend, BackendConfig, Executable
 from latbench.errors import LatbenchError

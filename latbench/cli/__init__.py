@@ -30,8 +30,14 @@ app = typer.Typer(
 
 def _register() -> None:
     # Importing the command modules attaches their commands to `app`.
-    from latbench.cli import (arch_cmds, demo_cmd, info_cmd, plot_cmds,  # noqa: F401
-                              predict_cmds, search_cmds, table_cmds)
+    # In the order `latbench --help` lists them: inspect, measure, predict, search, draw, demo.
+    from latbench.cli import info_cmd  # noqa: F401, I001
+    from latbench.cli import arch_cmds  # noqa: F401
+    from latbench.cli import table_cmds  # noqa: F401
+    from latbench.cli import predict_cmds  # noqa: F401
+    from latbench.cli import search_cmds  # noqa: F401
+    from latbench.cli import plot_cmds  # noqa: F401
+    from latbench.cli import demo_cmd  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:

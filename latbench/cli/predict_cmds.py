@@ -113,8 +113,8 @@ def predict(
 @app.command("validate")
 def validate_cmd(
     table: Path = typer.Option(..., help="Latency table to validate (measured on this machine)."),
-    n: int = typer.Option(50, help="Sobol-sampled networks to measure end to end."),
-    archs: List[str] = typer.Option([], help="Validate on these networks instead (repeatable)."),
+    n: int = typer.Option(50, help="Sobol-sampled networks to measure end to end (0: only --archs)."),
+    archs: List[str] = typer.Option([], help="Networks to add to the sample (repeatable)."),
     seed: int = typer.Option(1, help="Sobol seed (pick one the table was not built from)."),
     space: str = typer.Option("gpunet", help="Space to sample from."),
     report: Optional[Path] = typer.Option(None, help="Report JSON (default: TABLE.validation.json)."),
@@ -126,15 +126,16 @@ def validate_cmd(
     from latbench.validate import sample_archs, validate
     from nas.space import load_space
 
-    if n < 5 and not archs:
-        raise LatbenchError(f"--n {n}: a calibration needs at least 5 networks")
+    if n < 0 or (n == 0 and not archs):
+        raise LatbenchError(f"--n {n}: give a positive number of networks, or --archs")
     sp = load_space(space)
-    nets = [load_arch(a, sp) for a in archs] if archs else sample_archs(sp, n, seed)
+    nets = (sample_archs(sp, n, seed) if n else []) + [load_arch(a, sp) for a in archs]
     rep = validate(table, nets, store=store)
     report = report or Path(str(table).removesuffix(".jsonl") + ".validation.json")
     report.write_text(json.dumps(rep, indent=1))
     print_report(rep)
-    console().print(f"report: {report}" + ("; calibration stored with the table" if store else ""))
+    stored = store and rep["calibration"] is not None
+    console().print(f"report: {report}" + ("; calibration stored with the table" if stored else ""))
     if plot:
         from latbench.plots import plot_validate
 
@@ -145,17 +146,23 @@ def validate_cmd(
 def print_report(rep: dict) -> None:
     out = console()
     out.print(f"{rep['networks']} networks on {rep['table_provenance']}")
-    t = RichTable(title="whole network vs prediction (held-out for the calibrated column)")
+    columns = [("raw sum", rep["raw_sum"])]
+    if rep.get("stored_calibration"):
+        columns.append((f"stored calibration ({rep['stored_calibration']['model']})", rep["stored_calibration"]))
+    if rep.get("calibrated_held_out"):
+        columns.append((f"refit, held out ({rep['calibration']['model']})", rep["calibrated_held_out"]))
+    else:
+        out.print(f"(fewer than {6} networks: compared, no calibration fitted)")
+    t = RichTable(title="whole network vs prediction")
     t.add_column("metric")
-    t.add_column("raw sum", justify="right")
-    t.add_column(f"calibrated ({rep['calibration']['model']})", justify="right")
+    for label, _ in columns:
+        t.add_column(label, justify="right")
     rows = [("within +-3 %", "within_3_pct", "%"), ("within +-5 %", "within_5_pct", "%"),
             ("within +-10 %", "within_10_pct", "%"), ("mean abs error", "mean_abs_pct_error", "%"),
             ("max abs error", "max_abs_pct_error", "%"), ("bias", "bias_pct", "%"),
             ("Kendall tau", "kendall_tau", ""), ("Spearman", "spearman", "")]
     for label, key, unit in rows:
-        t.add_row(label, f"{rep['raw_sum'][key]:.3f}{unit}" if not unit else f"{rep['raw_sum'][key]:.1f} {unit}",
-                  f"{rep['calibrated_held_out'][key]:.3f}" if not unit else f"{rep['calibrated_held_out'][key]:.1f} {unit}")
+        t.add_row(label, *[f"{m[key]:.1f} %" if unit else f"{m[key]:.3f}" for _, m in columns])
     out.print(t)
     if rep.get("noise"):
         nz = rep["noise"]

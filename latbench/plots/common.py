@@ -6,7 +6,6 @@ in pyplot's global figure list when a search or a demo draws many charts in one 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +20,7 @@ if "matplotlib.pyplot" not in sys.modules:
 from matplotlib.figure import Figure  # noqa: E402
 
 from latbench.errors import LatbenchError  # noqa: E402
+from latbench import resources  # noqa: E402
 from latbench.table import Table, load_table  # noqa: E402
 
 PNG_DPI = 150
@@ -62,14 +62,7 @@ def as_table(table: Table | str | Path) -> Table:
 def read_json(path: str | Path, what: str) -> dict:
     """A JSON object from a file; LatbenchError naming the file when it is missing or malformed."""
     p = Path(path)
-    try:
-        obj = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise LatbenchError(f"{p}: no such {what} file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise LatbenchError(f"{p}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise LatbenchError(f"{p}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    obj = resources.read_json(p, what)
     if not isinstance(obj, dict):
         raise LatbenchError(f"{p}: expected a JSON object ({what})")
     return obj

@@ -188,7 +188,7 @@ def _draw_panel(ax, p: Panel) -> None:
     ax.bar(x, p.median_us, yerr=[p.median_us - p.p10_us, p.p90_us - p.median_us], color=colors,
            width=0.7, capsize=3, error_kw={"elinewidth": 1, "ecolor": "#333333"})
     for xi, med, top in zip(x, p.median_us, p.p90_us):
-        ax.annotate(f"{med:.3g}", (xi, top), xytext=(0, 2), textcoords="offset points",
+        ax.annotate(f"{med:,.0f}" if med >= 10 else f"{med:.3g}", (xi, top), xytext=(0, 2), textcoords="offset points",
                     ha="center", va="bottom", fontsize=7)
     ax.set_xticks(x, p.levels, rotation=30 if max(map(len, p.levels), default=0) > 4 else 0)
     ax.set_title(p.title, fontsize=10, fontweight="bold")
@@ -207,7 +207,8 @@ def _draw_summary(ax, panels: list[Panel]) -> None:
     shown = [p for p in panels if len(p.levels) >= 2]
     ratios = [p.median_us.max() / p.median_us.min() for p in shown]
     y = np.arange(len(shown))[::-1]  # first factor on top, as the panels read
-    ax.barh(y, ratios, color=COLORS["main"], height=0.38)
+    # Bars start at ratio 1 (no cost) and end at the ratio.
+    ax.barh(y, np.array(ratios) - 1.0, left=1.0, color=COLORS["main"], height=0.38)
     # Names sit above their bars rather than as tick labels: long tick labels would widen this
     # column of the grid and make the factor panels above it wider than the others.
     left = blended_transform_factory(ax.transAxes, ax.transData)
@@ -218,7 +219,9 @@ def _draw_summary(ax, panels: list[Panel]) -> None:
     ax.set_yticks([])
     ax.set_ylim(-0.5, len(shown) - 0.1)
     ax.axvline(1.0, color=COLORS["muted"], linewidth=1, linestyle="--")
-    ax.set_xlim(0, max(ratios, default=1.0) * 1.05)
+    # Ratios run from ~1 (kernel) to >100 (resolution): a log axis keeps the small ones visible.
+    ax.set_xscale("log")
+    ax.set_xlim(1.0, max(max(ratios, default=1.0) * 1.3, 2.0))
     ax.set_title("relative cost of each factor", fontsize=10, fontweight="bold")
     ax.set_xlabel("slowest / fastest level (latency ratio)", fontsize=9)
     grid_lines(ax, "x")

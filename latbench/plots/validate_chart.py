@@ -10,25 +10,29 @@ import numpy as np
 from latbench.errors import LatbenchError
 from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, read_json, save, title
 
-#: (report metric block, row field, marker, colour) of the two plotted predictions.
+#: (report metric block, row field, marker, colour) of the plotted predictions; a report has the
+#: raw sum always, the stored calibration when the table had one, the refit when enough networks.
 SERIES = (
     ("raw_sum", "raw_sum_us", "o", COLORS["main"]),
+    ("stored_calibration", "stored_calibrated_us", "D", "#6a51a3"),
     ("calibrated_held_out", "calibrated_held_out_us", "s", COLORS["accent"]),
 )
-ROW_FIELDS = ("measured_us", "raw_sum_us", "calibrated_held_out_us")
+ROW_FIELDS = ("measured_us", "raw_sum_us")
 
 
 def validate(report: dict | str | Path, out: str | Path) -> Chart:
     """Scatter of predicted vs measured whole-network latency (ms per batch), one series for the
-    raw sum and one for the held-out calibrated prediction, over the y = x line with +-3 % and
+    raw sum, one for the table's stored calibration (when it had one) and one for the held-out
+    refitted calibration (when there were enough networks), over the y = x line with +-3 % and
     +-10 % bands; the legend gives each series' share within +-3 % and +-10 % and Kendall tau.
     Axes are logarithmic when the networks span more than a factor of ten."""
     source = "report" if isinstance(report, dict) else str(report)
     rep = report if isinstance(report, dict) else read_json(report, "validation report")
     _check(rep, source)
     rows = rep["rows"]
+    series = [s for s in SERIES if rep.get(s[0]) and all(isinstance(r.get(s[1]), (int, float)) for r in rows)]
     measured = np.array([r["measured_us"] for r in rows], dtype=float) / 1000.0
-    predicted = {field: np.array([r[field] for r in rows], dtype=float) / 1000.0 for _, field, _, _ in SERIES}
+    predicted = {field: np.array([r[field] for r in rows], dtype=float) / 1000.0 for _, field, _, _ in series}
     every = np.concatenate([measured, *predicted.values()])
     lo, hi = every.min() / 1.08, every.max() * 1.08
     log = hi / lo > 10
@@ -37,8 +41,10 @@ def validate(report: dict | str | Path, out: str | Path) -> Chart:
     ax = fig.subplots()
     _reference_bands(ax, lo, hi, log)
     model = (rep.get("calibration") or {}).get("model")
-    names = {"raw_sum": "raw sum", "calibrated_held_out": f"calibrated{f' ({model})' if model else ''}, held out"}
-    for block, field, marker, color in SERIES:
+    stored = (rep.get("stored_calibration") or {}).get("model")
+    names = {"raw_sum": "raw sum", "stored_calibration": f"stored calibration ({stored})",
+             "calibrated_held_out": f"calibrated{f' ({model})' if model else ''}, held out"}
+    for block, field, marker, color in series:
         ax.scatter(measured, predicted[field], marker=marker, s=30, color=color, alpha=0.75, edgecolor="white",
                    linewidth=0.5, label=f"{names[block]}: {_headline(rep[block])}", zorder=3)
     if log:
@@ -53,7 +59,7 @@ def validate(report: dict | str | Path, out: str | Path) -> Chart:
     # The two series and their headline figures first, then the reference line and bands; below the
     # axes, so that the legend never hides a point.
     fig.legend(handles[3:] + handles[:3], labels[3:] + labels[:3], loc="outside lower center", fontsize=9,
-               frameon=False)
+               frameon=False)  # the first three handles are the bands and the y = x line
     grid_lines(ax, "both")
     title(fig, f"Whole-network latency, predicted vs measured ({len(rows)} networks)", rep["table_provenance"])
     return Chart(fig, save(fig, out))
@@ -76,7 +82,7 @@ def _headline(metrics: dict) -> str:
 def _check(rep: dict, source: str) -> None:
     """LatbenchError unless `rep` has what the chart reads."""
     hint = "write one with latbench validate --report FILE"
-    for key in ("rows", "raw_sum", "calibrated_held_out", "table_provenance"):
+    for key in ("rows", "raw_sum", "table_provenance"):
         if key not in rep:
             raise LatbenchError(f"{source}: not a latbench validation report (no {key!r}; {hint})")
     rows = rep["rows"]
