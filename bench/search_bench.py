@@ -60,7 +60,7 @@ def replay(method: str, space, X: np.ndarray, acc: np.ndarray, budget: int, seed
     """Best-so-far top-1 after each trial of one run."""
     if method == "tpe":
         return replay_tpe(space, X, acc, budget, seed)
-    settings = ProposeSettings(method=method, n_init=8, leaf_size=20, cp=0.1, seed=seed)
+    settings = ProposeSettings(method=method, seed=seed)
     used, best, curve = [], -np.inf, []
     for t in range(budget):
         free = np.setdiff1d(np.arange(len(X)), used)

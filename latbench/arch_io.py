@@ -156,7 +156,7 @@ def arch_from_nvidia(layers: list, source: str = "arch") -> Arch:
     for i, layer in enumerate(layers[1:], start=1):
         kind = layer.get("layer_type") if isinstance(layer, dict) else None
         where = f"{source}: layer {i} ({kind})"
-        if kind not in _NV_LAYER:
+        if not isinstance(kind, str) or kind not in _NV_LAYER:
             raise ArchError(
                 f"{source}: layer {i}: unknown layer_type {kind!r}; expected head, conv, fused_irb, irb or tail"
             )

@@ -48,6 +48,13 @@ def apply(calibration: dict, features: dict) -> np.ndarray:
     return acc
 
 
+def in_range(calibration: dict, sum_us: float, slack: float = 1.5) -> bool:
+    """Whether a raw sum lies within (a factor `slack` of) the range the calibration was fitted
+    on; outside it the correction is an extrapolation."""
+    lo, hi = calibration.get("fitted_range_us", (0.0, float("inf")))
+    return lo / slack <= sum_us <= hi * slack
+
+
 def _fit(F: np.ndarray, y: np.ndarray) -> np.ndarray:
     w = 1.0 / y  # relative error
     A = F * w[:, None]
@@ -107,7 +114,9 @@ def fit_calibration(features: dict, measured_us, cache_bytes: int, models=None) 
     best = min(names, key=lambda n: (candidates[n]["loo"]["mean_abs_pct_error"],
                                      candidates[n]["loo"]["max_abs_pct_error"]))
     F = np.stack([features[c] for c in MODELS[best]], axis=1)
+    sums = np.asarray(features["sum_us"])
     record = {"model": best, "features": list(MODELS[best]), "coef": _fit(F, y).tolist(),
               "cache_bytes": int(cache_bytes), "n_networks": int(len(y)),
+              "fitted_range_us": [float(sums.min()), float(sums.max())],
               "cv": candidates[best]["loo"] | {"method": "leave-one-out"}}
     return record, {"chosen": best, "candidates": candidates}

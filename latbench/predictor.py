@@ -41,10 +41,13 @@ class Prediction:
     blocks: list = field(default_factory=list)  # [{index, stage, key, us, source}]
     stages: list = field(default_factory=list)  # [{stage, blocks, us}]
     missing: list = field(default_factory=list)  # keys estimated (not in the table)
+    #: The raw sum lies outside the range of networks the calibration was fitted on.
+    extrapolated: bool = False
 
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("latency_ms", "raw_sum_ms", "calibrated", "coverage",
-                                               "measured_fraction", "stages", "blocks", "missing")}
+        return {k: getattr(self, k) for k in ("latency_ms", "raw_sum_ms", "calibrated", "extrapolated",
+                                               "coverage", "measured_fraction", "stages", "blocks",
+                                               "missing")}
 
 
 class Predictor:
@@ -117,6 +120,8 @@ class Predictor:
             calibrated=self.calibration is not None, coverage=len(found) / len(set(keys)),
             measured_fraction=float(ns[measured].sum() / max(total[0], 1)), blocks=blocks,
             stages=stages, missing=sorted(set(keys) - found),
+            extrapolated=self.calibration is not None
+            and not cal.in_range(self.calibration, float(total[0]) / 1000.0),
         )
 
     def _finish(self, total_ns, n_blocks, kind_ns, wbytes) -> np.ndarray:

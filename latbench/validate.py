@@ -154,13 +154,19 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
         "rows": rows, "machine": env.library_versions(), "validated_at": now(),
         "units": "microseconds per forward pass of one batch; errors in percent of the measured value",
     }
-    if table.calibration:  # the stored calibration, tested on these networks
+    ids = [network_id(a) for a in archs]
+    fitted_on = set((table.calibration or {}).get("network_ids", []))
+    fresh = np.array([i not in fitted_on for i in ids])
+    if table.calibration and fresh.any():  # the stored calibration, on networks it was not fit on
         stored = apply_calibration(table.calibration, feats)
-        report["stored_calibration"] = error_report(measured, stored) | {"model": table.calibration["model"]}
-        for r, s in zip(rows, stored):
-            r["stored_calibrated_us"] = float(s)
+        report["stored_calibration"] = (error_report(measured[fresh], stored[fresh])
+                                        | {"model": table.calibration["model"]})
+        for r, s, f in zip(rows, stored, fresh):
+            if f:
+                r["stored_calibrated_us"] = float(s)
     if len(archs) >= MIN_FIT_NETWORKS:
         record, fits = fit_calibration(feats, measured, cache)
+        record["network_ids"] = ids
         held_out = fits["candidates"][record["model"]]["held_out_us"]
         report |= {"calibrated_held_out": error_report(measured, held_out), "calibration": record,
                    "candidates": {k: v["loo"] for k, v in fits["candidates"].items()}}

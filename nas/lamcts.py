@@ -57,12 +57,16 @@ def _split(X: np.ndarray, y: np.ndarray, seed: int):
 
     std = y.std()
     ys = (y - y.mean()) / std if std > 0 else np.zeros_like(y)
+    # Standardised y has variance 1 while the d scaled inputs together have sum(var x_i): in 41
+    # dimensions the clusters would follow x alone. Weighting y to the inputs' total variance lets
+    # the split separate good from bad samples, which is what the partition is for.
+    ys = ys * np.sqrt(max(X.var(axis=0).sum(), 1e-12))
     labels = KMeans(n_clusters=2, n_init=10, random_state=seed).fit_predict(np.column_stack([X, ys]))
     if len(np.unique(labels)) < 2:
         return None
     good_label = int(y[labels == 1].mean() > y[labels == 0].mean())
     target = (labels == good_label).astype(int)
-    svm = SVC(kernel="rbf", gamma="scale", C=1.0).fit(X, target)
+    svm = SVC(kernel="rbf", gamma="scale", C=10.0, class_weight="balanced").fit(X, target)
     side = svm.predict(X).astype(bool)
     if side.all() or not side.any():  # the boundary does not separate anything
         return None

@@ -41,7 +41,7 @@ class SearchConfig:
     pool_size: int = 1 << 16
     train: dict = field(default_factory=dict)
     n_init: int = 8
-    leaf_size: int = 20
+    leaf_size: int = 10
     cp: float = 0.1
     measure: bool = True
     top_k: int = 5
@@ -52,6 +52,8 @@ class SearchConfig:
             raise SearchError(f"--budget {self.budget}: at least one trial")
         if self.parallel < 1:
             raise SearchError(f"--parallel {self.parallel}: at least one worker")
+        if self.n_init < 1 or self.leaf_size < 2:
+            raise SearchError(f"--n-init {self.n_init} / --leaf-size {self.leaf_size}: need >= 1 and >= 2")
         if self.method not in METHODS:
             raise SearchError(f"--method {self.method}: use {', '.join(METHODS)}")
         if not 0 <= self.latency_min < self.latency_max:

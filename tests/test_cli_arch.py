@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -75,3 +76,62 @@ def test_console_script_exit_code_for_bad_input(tmp_path):
     f.write_text("{")
     r = subprocess.run([sys.executable, "-m", "latbench", "arch", "encode", str(f)], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+
+
+# -- random corruptions of valid files: a LatbenchError (one line, exit 2) or a valid network --
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from latbench import load_arch  # noqa: E402
+from latbench.arch_io import arch_from_obj, arch_to_json, arch_to_nvidia  # noqa: E402
+from latbench.errors import LatbenchError  # noqa: E402
+
+JUNK = st.one_of(st.none(), st.booleans(), st.integers(-5, 5000), st.floats(allow_nan=True),
+                 st.text(max_size=6), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def _paths(obj, prefix=()):
+    """Every (container, key) path inside a JSON value."""
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield prefix + (k,)
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            yield prefix + (i,)
+            yield from _paths(v, prefix + (i,))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(which=st.sampled_from(["latbench", "nvidia"]), pick=st.integers(0, 10**6), junk=JUNK,
+       action=st.sampled_from(["replace", "delete"]))
+def test_random_corruptions_never_crash(which, pick, junk, action):
+    arch = load_arch("gpunet-1")
+    obj = json.loads(json.dumps(arch_to_json(arch) if which == "latbench" else arch_to_nvidia(arch)))
+    paths = list(_paths(obj))
+    path = paths[pick % len(paths)]
+    parent = obj
+    for p in path[:-1]:
+        parent = parent[p]
+    if action == "delete":
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = junk
+    try:
+        out = arch_from_obj(obj, "corrupt.json")
+    except LatbenchError as err:
+        assert "\n" not in str(err) and str(err)
+    else:
+        assert out.blocks[0].kind == "head" and out.blocks[-1].kind == "tail"
+
+
+@settings(max_examples=100, deadline=None)
+@given(cut=st.integers(1, 2000))
+def test_truncated_files_give_one_line(tmp_path_factory, cut):
+    text = (pathlib.Path("layer_configs") / "gpunet-2.json").read_text()[:cut]
+    f = tmp_path_factory.mktemp("t") / "cut.json"
+    f.write_text(text)
+    try:
+        load_arch(str(f))
+    except LatbenchError as err:
+        assert "\n" not in str(err) and "cut.json" in str(err)

@@ -94,6 +94,11 @@ def predict(
     out.print(f"table: {path} ({t.describe()})")
     if p.missing:
         out.print(f"{len(p.missing)} keys estimated: {pred.estimator.summary()}")
+    if p.extrapolated:
+        lo, hi = (v / 1000 for v in t.calibration["fitted_range_us"])
+        out.print(f"note: the calibration was fitted on networks of {lo:.3g}-{hi:.3g} ms (raw sum); this one "
+                  "lies outside, so trust the raw sum as much as the calibrated value (latbench validate "
+                  f"--archs {arch} adds it to the fit)")
     if breakdown:
         st = RichTable(title="per stage (us)")
         for c in ("stage", "blocks", "us", "share"):

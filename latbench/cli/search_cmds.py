@@ -80,6 +80,8 @@ def search_cmd(
     ray: Optional[str] = typer.Option(None, help="Run trials on Ray: auto or an address."),
     measure: bool = typer.Option(True, help="On the table's device, measure trained networks' missing blocks."),
     top_k: int = typer.Option(5, help="Trials listed at the end."),
+    leaf_size: int = typer.Option(10, help="LA-MCTS: trials a tree node holds before it splits."),
+    n_init: int = typer.Option(8, help="Random trials before the model-based proposals."),
 ):
     """LA-MCTS-guided BO (or bo, random) inside one latency group, scored by short training."""
     from latbench.env import usable_cpus
@@ -96,7 +98,7 @@ def search_cmd(
     cfg = SearchConfig(table=str(table), latency_max=latency_max, latency_min=latency_min, space=space,
                        budget=budget, parallel=parallel, method=method, seed=seed,
                        pool=str(pool) if pool else None, pool_size=pool_size, train=train.as_dict(),
-                       measure=measure, top_k=top_k)
+                       measure=measure, top_k=top_k, leaf_size=leaf_size, n_init=n_init)
     executor = None
     if ray:
         cfg.check()
