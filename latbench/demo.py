@@ -63,7 +63,8 @@ def run(out: str | Path = "demo_out", quick: bool = False, search_budget: int = 
     say("3/5 GPUNet-0/1/2 predicted with this table and with the tables shipped in tables/")
     predictions = predict_references([table_path] + shipped_tables())
     for row in predictions:
-        say(f"   {row['network']}: {row['latency_ms']:.3f} ms ({row['kind']}) on {row['table']}")
+        say(f"   {row['network']}: {row['latency_ms']:.3f} ms ({row['kind']}; raw sum {row['raw_sum_ms']:.3f} ms, "
+            f"{row['measured_fraction'] * 100:.0f} % measured) with {row['provenance']}")
 
     say("4/5 Sobol pool of the tiny space, latency groups, short LA-MCTS search on digits")
     search = run_search(table_path, tiny, out, search_budget)
@@ -90,9 +91,11 @@ def predict_references(tables: list[Path]) -> list[dict]:
         pred = Predictor(table)
         for name in REFERENCE:
             p = pred.predict(load_arch(name), missing="estimate")
+            kind = ("calibrated, outside the fitted range" if p.extrapolated else "calibrated") \
+                if p.calibrated else "raw sum"
             rows.append({"network": name, "table": str(path), "provenance": table.describe(),
                          "latency_ms": p.latency_ms, "raw_sum_ms": p.raw_sum_ms, "coverage": p.coverage,
-                         "kind": "calibrated" if p.calibrated else "raw sum"})
+                         "measured_fraction": p.measured_fraction, "kind": kind})
     return rows
 
 

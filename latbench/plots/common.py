@@ -51,8 +51,13 @@ def new_figure(width_in: float, height_in: float) -> Figure:
 
 
 def title(fig: Figure, what: str, provenance: str) -> None:
-    """Two-line title: what the chart shows, then where the numbers were measured."""
-    fig.suptitle(f"{what}\n{provenance}", fontsize=TITLE_SIZE)
+    """Title: what the chart shows, then where the numbers were measured; lines are wrapped to
+    the figure's width so a narrow chart never cuts them off."""
+    import textwrap
+
+    width = max(40, int(fig.get_figwidth() * 10.5))  # characters at TITLE_SIZE
+    lines = [w for line in f"{what}\n{provenance}".splitlines() for w in textwrap.wrap(line, width)]
+    fig.suptitle("\n".join(lines), fontsize=TITLE_SIZE)
 
 
 def as_table(table: Table | str | Path) -> Table:

@@ -36,7 +36,7 @@ def compare(table_a: Table | str | Path, table_b: Table | str | Path, out: str |
     a point, the kind's geometric-mean ratio annotated above it. Writes OUT (.png) and its SVG."""
     a, b = as_table(table_a), as_table(table_b)
     groups = ratios_by_kind(a, b)
-    fig = new_figure(max(6.5, 1.7 * len(groups) + 3), 6)
+    fig = new_figure(max(8.5, 1.7 * len(groups) + 3), 6.5)
     ax = fig.subplots()
     positions = np.arange(len(groups))
     values = [np.array(list(v.values())) for v in groups.values()]

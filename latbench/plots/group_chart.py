@@ -47,7 +47,7 @@ def groups(pool: Pool | str | Path, out: str | Path, edges: list[float] | None =
     ax.set_xlabel(f"predicted latency (ms per batch, {kind})")
     ax.set_ylabel("networks")
     # Outside the axes: the legend never hides a bar.
-    fig.legend(handles=handles, title="latency groups", loc="outside right upper", fontsize=9,
+    fig.legend(handles=handles, title="latency groups", loc="outside lower center", ncols=3, fontsize=9,
                title_fontsize=9, frameon=False)
     grid_lines(ax)
     space = pool.meta.get("space", "?")

@@ -65,11 +65,17 @@ def pareto(results_dir: str | Path, out: str | Path, table: Table | str | Path |
         ax.axvspan(lo, hi, color=COLORS["group"], alpha=0.12, linewidth=0,
                    label=f"searched latency group [{lo:g}, {hi:g}) ms")
     _draw_trials(ax, lat, acc)
-    if ref_table is not None:
-        _draw_references(ax, reference_latencies(ref_table))
+    refs = reference_latencies(ref_table) if ref_table is not None else {}
+    every = np.concatenate([lat, [ms for ms, _ in refs.values()]])
+    log_x = every.max() / max(every.min(), 1e-9) > 10  # trials and references far apart
+    if log_x:
+        ax.set_xscale("log")  # before the references: their top-axis labels follow the scale
+    if refs:
+        _draw_references(ax, refs)
     ax.set_xlabel("predicted latency (ms per batch)")
     ax.set_ylabel("top-1 accuracy (%, proxy training)")
-    ax.set_xlim(left=0)
+    if not log_x:
+        ax.set_xlim(left=0)
     fig.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     grid_lines(ax, "both")
     method = config.get("method", "search")
