@@ -130,19 +130,6 @@ def randomize_bn(module: nn.Module, seed: int = 0) -> nn.Module:
     return module
 
 
-def inference_module(
-    module: nn.Module, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-    channels_last: bool = True,
-) -> nn.Module:
-    """BN folded, eval, on `device` in `dtype`, channels_last memory format when asked."""
-    m = fold_bn(module).to(device=device, dtype=dtype)
-    if channels_last:
-        m = m.to(memory_format=torch.channels_last)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
-
-
 def example_input(spec_or_arch, batch: int = 1, device="cpu", dtype=torch.float32,
                   channels_last: bool = True, seed: int = 0) -> torch.Tensor:
     """A random input of the block's (or network's) shape [batch, C, H, W]."""

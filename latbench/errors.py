@@ -34,10 +34,6 @@ class TableError(LatbenchError):
     """A latency table is missing, corrupt, or does not fit the request."""
 
 
-class BackendUnavailable(LatbenchError):
-    """A backend cannot run here (package or hardware missing)."""
-
-
 class MissingKeysError(TableError):
     """A prediction needs block keys that the table lacks."""
 

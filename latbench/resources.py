@@ -45,7 +45,3 @@ def read_json(path: str | Path, what: str, error=None):
         raise error(f"{p}: cannot read: {err}") from None
     except json.JSONDecodeError as err:
         raise error(f"{p}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
-
-
-def bundled_names(suffix: str = ".json") -> list[str]:
-    return sorted(p.stem for p in config_dir().glob(f"*{suffix}"))

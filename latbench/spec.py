@@ -17,7 +17,7 @@ are not part of the key: they belong to the table the key lives in.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 
 from latbench import cost
@@ -196,9 +196,6 @@ class BlockSpec:
     def from_key(cls, key: str) -> "BlockSpec":
         """Parse a canonical key; any deviation from the canonical form is a SpecError."""
         return parse_key(key)
-
-    def with_input(self, height: int, width: int) -> "BlockSpec":
-        return replace(self, height=height, width=width)
 
     def __str__(self) -> str:
         return self.key

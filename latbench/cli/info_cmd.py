@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
 
 from latbench.cli import app
@@ -28,7 +29,7 @@ def info():
         table.add_column(col)
     for device in ("cuda", "cpu"):
         for name, reason in backends.availability(device).items():
-            table.add_row(name, device, "yes" if reason is None else f"no: {reason}")
+            table.add_row(name, device, "yes" if reason is None else escape(f"no: {reason}"))
     out.print(table)
     versions = env.library_versions()
     out.print("libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

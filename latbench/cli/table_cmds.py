@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table as RichTable
 
 from latbench.cli import app
@@ -116,7 +117,7 @@ def build_table_cmd(
         summary = build_table(specs, out, be, settings, retry_failed=retry_failed)
     err.print(f"{out}: {summary.line()}")
     for key, reason in summary.failures[:10]:
-        err.print(f"  failed {key}: {reason}")
+        err.print(escape(f"  failed {key}: {reason}"))
     if len(summary.failures) > 10:
         err.print(f"  ... and {len(summary.failures) - 10} more (latbench table show {out})")
 
@@ -150,7 +151,7 @@ def show(path: Path, failures: int = typer.Option(20, help="Failed rows to list.
         tab.add_column("key")
         tab.add_column("reason")
         for k, r in list(fails.items())[:failures]:
-            tab.add_row(k, r)
+            tab.add_row(k, escape(r))
         out.print(tab)
 
 
