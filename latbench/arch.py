@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from latbench.errors import ArchError, SpecError
-from latbench.spec import BlockSpec
+from latbench.spec import MAX_SIZE as MAX_RESOLUTION, BlockSpec
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,17 @@ class Arch:
         return groups
 
 
+def _check_resolution(resolution, label: str) -> None:
+    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
+        raise ArchError(f"{label}: resolution must be a positive integer, got {resolution!r}")
+    if resolution > MAX_RESOLUTION:
+        raise ArchError(f"{label}: resolution {resolution} exceeds the supported maximum {MAX_RESOLUTION}")
+
+
 def check_chain(resolution: int, blocks: tuple[BlockSpec, ...], name: str = "") -> None:
     """Raise ArchError unless blocks run head -> ... -> tail with matching channels and sizes."""
     label = name or "arch"
-    if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution < 1:
-        raise ArchError(f"{label}: resolution must be a positive integer, got {resolution!r}")
+    _check_resolution(resolution, label)
     if len(blocks) < 2 or blocks[0].kind != "head" or blocks[-1].kind != "tail":
         raise ArchError(f"{label}: a network needs a head first and a tail last")
     if (blocks[0].height, blocks[0].width) != (resolution, resolution):
@@ -151,8 +157,7 @@ class StagedArch:
             stage_of.append(stage)
             size, channels = block.out_height, block.out_channels
 
-        if isinstance(self.resolution, bool) or not isinstance(self.resolution, int) or self.resolution < 1:
-            raise ArchError(f"{label}: resolution must be a positive integer, got {self.resolution!r}")
+        _check_resolution(self.resolution, label)
         h = self.head
         add(0, "head", kind="head", out_channels=h.filters, kernel=h.kernel, stride=h.stride, act=h.act)
         for st in self.stages:

@@ -43,11 +43,16 @@ def _check_type(value, kind, where: str):
     return value
 
 
+def _child(where: str, name: str) -> str:
+    """Path of a field: "file: head" at the top level, "file: stages[1].filters" below it."""
+    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
+
+
 def _fields(obj, where: str, required: dict, optional: dict | None = None) -> dict:
     """Validate a JSON object against required {name: type} and optional {name: (type, default)}."""
     optional = optional or {}
     if not isinstance(obj, dict):
-        raise ArchError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+        raise ArchError(f"{where}: must be a JSON object, got {json.dumps(obj)[:60]}")
     unknown = sorted(set(obj) - set(required) - set(optional))
     if unknown:
         allowed = ", ".join(list(required) + list(optional))
@@ -56,9 +61,9 @@ def _fields(obj, where: str, required: dict, optional: dict | None = None) -> di
     for name, kind in required.items():
         if name not in obj:
             raise ArchError(f"{where}: missing field '{name}'")
-        out[name] = _check_type(obj[name], kind, f"{where}.{name}")
+        out[name] = _check_type(obj[name], kind, _child(where, name))
     for name, (kind, default) in optional.items():
-        out[name] = _check_type(obj[name], kind, f"{where}.{name}") if name in obj else default
+        out[name] = _check_type(obj[name], kind, _child(where, name)) if name in obj else default
     return out
 
 
@@ -257,6 +262,8 @@ def load_arch(source, space=None) -> Arch:
     if not isinstance(source, (str, Path)):
         return arch_from_obj(source, "arch", space)
     path = Path(source)
+    if path.is_dir():
+        raise ArchError(f"{source}: is a directory; give an architecture file")
     if not path.is_file():
         bundled = resources.bundled_config(str(source))
         if bundled is not None:

@@ -54,6 +54,11 @@ def test_export_cli(run_cli, tmp_path):
     ("1,2,3", "has 41 integers, got 3"),
     (",".join(["0"] * 40 + ["16"]), "outside"),
     ("[]", "not an architecture"),
+    ('{"resolution": 100000, "head": {"filters": 32}, "stages": [], "tail": {"filters": 64}}',
+     "exceeds the supported maximum"),
+    ('{"resolution": 224, "head": null, "stages": [], "tail": {"filters": 64}}', "head: must be a JSON object"),
+    ('{"resolution": 224, "head": {"filters": 32}, "stages": [null], "tail": {"filters": 64}}',
+     "stages[0]: must be a JSON object"),
 ])
 def test_malformed_input_gives_one_line_and_exit_2(run_cli, tmp_path, content, problem):
     f = tmp_path / "bad.json"
@@ -67,6 +72,8 @@ def test_malformed_input_gives_one_line_and_exit_2(run_cli, tmp_path, content, p
 def test_missing_file_and_bad_option(run_cli):
     code, _, err = run_cli("arch", "show", "nope/missing.json")
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli("arch", "show", str(pathlib.Path(__file__).parent))
+    assert code == 2 and "is a directory" in err
     code, _, err = run_cli("arch", "show", "gpunet-1", "--frobnicate")
     assert code == 2 and len(err.strip().splitlines()) == 1
 
