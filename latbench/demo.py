@@ -102,7 +102,7 @@ def predict_references(tables: list[Path]) -> list[dict]:
 def run_search(table_path: Path, space, out: Path, budget: int) -> dict:
     from nas.pool import make_pool
     from nas.search import SearchConfig, run_search as search
-    from nas.train import TrainConfig
+    from nas.evaluate import TrainConfig
 
     pool = make_pool(table_path, space, 4096, seed=0)
     lo, hi = (float(q) for q in np.quantile(pool.latency_ms, [0.4, 0.6]))

@@ -28,8 +28,8 @@ UNITS = {
 }
 #: Metadata fields that must agree for two tables (or a table and a run) to be one table.
 IDENTITY = ("device.kind", "device.name", "device.driver", "device.cuda", "device.threads",
-            "backend.name", "backend.version", "backend.options", "precision", "batch", "protocol",
-            "harness")
+            "backend.name", "backend.version", "backend.options", "backend.heap", "precision", "batch",
+            "protocol", "harness")
 
 
 def now() -> str:

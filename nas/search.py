@@ -62,7 +62,7 @@ class SearchConfig:
         if self.pool_size < 1 or self.pool_size & (self.pool_size - 1):
             raise SearchError(f"--pool-size {self.pool_size}: use a power of two (Sobol balance)")
         from nas.data import check_data
-        from nas.train import TrainConfig
+        from nas.evaluate import TrainConfig
 
         TrainConfig(**self.train).check()
         check_data(self.train.get("data", "digits"))

@@ -16,7 +16,7 @@ def run_trial(payload: dict) -> dict:
     started = time.perf_counter()
     try:
         from nas.space import load_space
-        from nas.train import TrainConfig, train_and_score
+        from nas.evaluate import TrainConfig, train_and_score
 
         space = load_space(payload["space"])
         staged = space.decode_staged(payload["x"])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import platform
+
 import pytest
 
 from latbench import backends
 from latbench.backends.base import BackendConfig, copies_needed
-from latbench.errors import LatbenchError
+from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings, measure
 from latbench.spec import parse_key
+from latbench.table import TableWriter
 from latbench.arch import HeadSpec, StagedArch, StageSpec, TailSpec
 
 QUICK = HarnessSettings.for_device("cpu", quick=True)
@@ -31,6 +34,22 @@ def test_backend_contract(name, target):
     assert m.n >= QUICK.min_samples and m.unroll >= 1 and m.cov >= 0
     assert extras == {}  # no GPU monitor on the CPU
     assert be.identity()["name"] == name
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the heap is steadied on glibc only")
+def test_cpu_backends_steady_the_heap_and_record_it(tmp_path):
+    """mallopt fixed the thresholds (mallopt returns 1); the state is part of the table identity,
+    so a table measured with the allocator left as is refuses to be resumed by this run."""
+    be = backends.create("torch", BackendConfig(device="cpu", threads=1))
+    heap = be.identity()["heap"]
+    assert heap["allocator"] == "glibc" and heap["steady"] is True
+    assert heap["mmap_threshold_bytes"] == 32 << 20
+    meta = {"device": {"kind": "cpu", "name": "x"}, "backend": be.identity(), "precision": "fp32",
+            "batch": 1, "protocol": "warm", "harness": {}}
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, meta | {"backend": {k: v for k, v in be.identity().items() if k != "heap"}})
+    with pytest.raises(TableError, match="backend.heap"):
+        TableWriter(path, meta)
 
 
 def test_bigger_block_takes_longer():

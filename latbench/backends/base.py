@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, ClassVar
 
 from latbench.arch import Arch
+from latbench.backends.heap import steady_heap
 from latbench.errors import LatbenchError
 from latbench.harness import Timer
 from latbench.spec import BlockSpec
@@ -97,6 +98,8 @@ class Backend(ABC):
         if reason:
             raise BackendUnavailableError(self.name, config.device, reason)
         self.config = config
+        # CPU timings depend on the C allocator's state unless it is steadied (see heap.py).
+        self.heap = steady_heap() if config.device == "cpu" else None
 
     @classmethod
     @abstractmethod
@@ -126,7 +129,8 @@ class Backend(ABC):
 
     def identity(self) -> dict:
         """Backend part of a table's metadata."""
-        return {"name": self.name, "version": self.version(), "options": dict(self.config.options)}
+        out = {"name": self.name, "version": self.version(), "options": dict(self.config.options)}
+        return out | ({"heap": self.heap} if self.heap else {})
 
     def close(self) -> None:
         """Release backend-wide resources (caches, sessions)."""

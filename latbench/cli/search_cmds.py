@@ -86,7 +86,7 @@ def search_cmd(
     """LA-MCTS-guided BO (or bo, random) inside one latency group, scored by short training."""
     from latbench.env import usable_cpus
     from nas.search import SearchConfig, default_parallel, run_search
-    from nas.train import TrainConfig
+    from nas.evaluate import TrainConfig
 
     if budget < 1:
         raise LatbenchError(f"--budget {budget}: at least one trial")

@@ -135,6 +135,9 @@ def show(path: Path, failures: int = typer.Option(20, help="Failed rows to list.
     details = {k: v for k, v in dev.items() if k not in ("name", "kind")}
     out.print(f"device: {dev['name']} ({dev['kind']}) " + ", ".join(f"{k} {v}" for k, v in details.items()))
     out.print(f"backend: {m['backend']['name']} {m['backend']['version']} {m['backend'].get('options') or ''}")
+    heap = m["backend"].get("heap")
+    if heap:
+        out.print("heap: " + ", ".join(f"{k} {v}" for k, v in heap.items()))
     out.print(f"harness: {m['harness']}")
     out.print(f"created {m.get('created_at')} on {m.get('host')} with latbench {m.get('latbench_version')}")
     c = t.counts()

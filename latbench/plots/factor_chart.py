@@ -92,6 +92,8 @@ def factors(table: Table | str | Path, out_dir: str | Path, grid: str | Path = "
     left out; with `measure` they are first measured with the table's backend on this machine,
     which must be the table's device (LatbenchError otherwise).
     """
+    if Path(out_dir).is_file():
+        raise LatbenchError(f"{out_dir}: is a file; --out names the folder that gets factors.png and .svg")
     table = as_table(table)
     base, levels = factor_specs(grid, base_key)
     needed = [base] + [s for pairs in levels.values() for _, s in pairs]

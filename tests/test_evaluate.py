@@ -13,7 +13,7 @@ from latbench.cost import make_divisible
 from latbench.errors import ArchError, SearchError
 from nas.data import check_data, load_dataset, stratified_split
 from nas.space import load_space
-from nas.train import TrainConfig, proxy_arch, recalibrate_bn, train_and_score
+from nas.evaluate import TrainConfig, proxy_arch, recalibrate_bn, train_and_score
 
 TINY = load_space("tiny")
 GPUNET = load_space()
