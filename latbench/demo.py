@@ -64,7 +64,7 @@ def run(out: str | Path = "demo_out", quick: bool = False, search_budget: int = 
     predictions = predict_references([table_path] + shipped_tables())
     for row in predictions:
         say(f"   {row['network']}: {row['latency_ms']:.3f} ms ({row['kind']}; raw sum {row['raw_sum_ms']:.3f} ms, "
-            f"{row['measured_fraction'] * 100:.0f} % measured) with {row['provenance']}")
+            f"{row['measured_fraction'] * 100:.0f} % measured) with {row['table']} ({row['provenance']})")
 
     say("4/5 Sobol pool of the tiny space, latency groups, short LA-MCTS search on digits")
     search = run_search(table_path, tiny, out, search_budget)
