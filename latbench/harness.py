@@ -137,10 +137,15 @@ class Executable(Protocol):
     """What a backend's `prepare` returns (see latbench.backends.base)."""
 
     timer: Timer
-    min_unroll: int
+    min_unroll: int  # unrolls the harness asks for are multiples of this (the copies cycled)
 
     def launcher(self, unroll: int) -> Callable[[], None]:
         """A callable that executes the prepared block `unroll` times."""
+
+
+def whole_cycles(unroll: int, cycle: int) -> int:
+    """`unroll` rounded up to a multiple of `cycle` (at least one cycle)."""
+    return max(1, -(-unroll // cycle)) * cycle
 
 
 def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[Measurement, dict]:
@@ -151,13 +156,17 @@ def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[M
     """
     t_start = time.perf_counter()
     timer = exe.timer
-    probe = exe.launcher(settings.probe_unroll)
+    # A launcher that cycles through K cold copies must run whole cycles: a partial one would
+    # time only some copies, and replays would run one copy twice in a row (warming it).
+    cycle = max(1, getattr(exe, "min_unroll", 1))
+    probe_unroll = whole_cycles(settings.probe_unroll, cycle)
+    probe = exe.launcher(probe_unroll)
     spent, deadline = 0.0, time.perf_counter() + 20 * settings.warmup_s + 1.0
     while spent < settings.warmup_s and time.perf_counter() < deadline:
         spent += timer.time(probe, 1)[0]
-    per_exec = float(np.median(timer.time(probe, 3))) / settings.probe_unroll
+    per_exec = float(np.median(timer.time(probe, 3))) / probe_unroll
     unroll = int(min(settings.max_unroll, max(1, math.ceil(settings.sample_s / max(per_exec, 1e-9)))))
-    unroll = max(unroll, getattr(exe, "min_unroll", 1))
+    unroll = whole_cycles(unroll, cycle)
     run = exe.launcher(unroll)
     sample_s = timer.time(run, 1)[0]  # first call after (re)building: not a sample
     n = int(min(settings.max_samples,

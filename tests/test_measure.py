@@ -87,3 +87,30 @@ def test_resolve_and_errors():
         backends.create("onnxruntime", BackendConfig(device="cpu", protocol="cold"))
     with pytest.raises(LatbenchError, match="cache protocol"):
         BackendConfig(protocol="lukewarm")
+
+
+def test_unrolls_are_whole_cycles_of_the_copies():
+    """An executable cycling K copies is only ever asked for multiples of K executions."""
+    import numpy as np
+
+    from latbench.harness import HostTimer, whole_cycles
+
+    class Cycling:
+        timer, min_unroll = HostTimer(), 7
+
+        def __init__(self):
+            self.asked, self.data = [], np.arange(2048, dtype=np.float64)
+
+        def launcher(self, unroll):
+            self.asked.append(unroll)
+
+            def run():
+                for _ in range(unroll):
+                    self.data.sum()
+            return run
+
+    exe = Cycling()
+    m, _ = measure(exe, QUICK)
+    assert exe.asked and all(u % 7 == 0 for u in exe.asked) and m.unroll % 7 == 0
+    assert whole_cycles(1, 7) == 7 and whole_cycles(14, 7) == 14 and whole_cycles(15, 7) == 21
+    assert whole_cycles(5, 1) == 5

@@ -98,7 +98,8 @@ def test_inspector_json_of_both_schemas(info):
     assert layers.io_tensors == ("input", "output")
     assert layers.names[1] == "/conv1/Conv + /act/Relu"
     assert layers.types == ("Reformat", "CaskConvolution", "CaskConvolution", "Reformat")
-    assert layers.tactics[1].startswith("sm90_xmma") and layers.tactics[2] == "0x2a"
+    assert layers.tactics[1].startswith("sm90_xmma") and layers.tactics[1].endswith("|0x1f")
+    assert layers.tactics[2] == "0x2a"
     assert layers.io_layers == (layers.names[0], layers.names[3])
     assert layers.reformat_io_layers == (layers.names[0], layers.names[3])
     assert parse_engine_info(info).identity() == layers.identity()  # decoded object works too
@@ -175,9 +176,17 @@ def test_timing_cache_lives_beside_the_table(tmp_path):
 
 # --- build plumbing against a stand-in tensorrt module ----------------------------------------
 
-def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True, cache_ok=True):
+# NetworkDefinitionCreationFlag numbering: 10.x (NvInfer.h release/10.x) and 11.x, where
+# STRONGLY_TYPED is a deprecated no-op kept at 0.
+FLAGS_10 = {"EXPLICIT_BATCH": 0, "STRONGLY_TYPED": 1, "PREFER_JIT_PYTHON_PLUGINS": 2,
+            "PREFER_AOT_PYTHON_PLUGINS": 3}
+FLAGS_11 = {"STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1, "PREFER_AOT_PYTHON_PLUGINS": 2}
+
+
+def fake_trt(flags=FLAGS_10, parse_ok=True, build_ok=True, cache_ok=True, cache_readable=True):
     """A stand-in with the binding names and argument names of TensorRT 10.x/11.x; it records
-    calls. It has no BuilderFlag and no config.set_flag: precision flags would fail loudly."""
+    calls. Its BuilderFlag has only TF32 and config has no set_flag: precision flags would fail
+    loudly."""
     trt = types.ModuleType("tensorrt")
     trt.__version__ = "11.4.0.fake"
     trt.calls = []
@@ -191,10 +200,8 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True, cache_ok=True):
 
     ILogger.Severity = Severity
     trt.ILogger = ILogger
-    flags = {"PREFER_AOT_PYTHON_PLUGINS": 2}
-    if strongly_typed:
-        flags["STRONGLY_TYPED"] = 1
     trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", flags)
+    trt.BuilderFlag = enum.IntEnum("BuilderFlag", {"TF32": 7})
     trt.MemoryPoolType = enum.Enum("MemoryPoolType", "WORKSPACE")
     trt.ProfilingVerbosity = enum.Enum("ProfilingVerbosity", "LAYER_NAMES_ONLY DETAILED NONE")
 
@@ -209,11 +216,17 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True, cache_ok=True):
         builder_optimization_level = 3
         profiling_verbosity = None
 
+        def clear_flag(self, flag):
+            trt.calls.append(("clear_flag", flag))
+
         def set_memory_pool_limit(self, pool, pool_size):
             trt.calls.append(("pool", pool, pool_size))
 
         def create_timing_cache(self, serialized_timing_cache):
             trt.calls.append(("create_cache", bytes(serialized_timing_cache)))
+            if not cache_readable:  # what TensorRT does with a foreign blob: log, then start empty
+                trt.logger.log(Severity.ERROR, "Error Code 1: Serialization (Magic tag does not match)")
+                return Cache(b"")
             return Cache(serialized_timing_cache)
 
         def set_timing_cache(self, cache, ignore_mismatch):
@@ -222,7 +235,7 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True, cache_ok=True):
 
     class Builder:
         def __init__(self, logger):
-            self.logger = logger
+            self.logger = trt.logger = logger
 
         def create_network(self, flags=0):
             trt.calls.append(("network", flags))
@@ -257,8 +270,25 @@ def fake_trt(strongly_typed=True, parse_ok=True, build_ok=True, cache_ok=True):
 
 
 def test_network_is_strongly_typed_where_the_flag_exists():
-    assert te.network_flags(fake_trt()) == 1 << 1
-    assert te.network_flags(fake_trt(strongly_typed=False)) == 0  # 11.x: always strongly typed
+    assert te.network_flags(fake_trt(FLAGS_10)) == 1 << 1
+    assert te.network_flags(fake_trt(FLAGS_11)) == 1 << 0  # deprecated no-op, harmless
+    no_flag = {k: v for k, v in FLAGS_11.items() if k != "STRONGLY_TYPED"}
+    assert te.network_flags(fake_trt(no_flag)) == 0  # a release that drops it: always strongly typed
+
+
+def test_fp32_means_fp32_no_tf32():
+    trt = fake_trt()
+    te.EngineBuilder(trt, opt_level=3, workspace_mb=None).build(b"onnx", "blk")
+    assert ("clear_flag", trt.BuilderFlag.TF32) in trt.calls
+
+
+def test_unreadable_timing_cache_is_refused_not_overwritten(tmp_path):
+    cache_file = tmp_path / "t.jsonl.trt-timing-cache"
+    cache_file.write_bytes(b"NOT A CACHE")
+    b = te.EngineBuilder(fake_trt(cache_readable=False), opt_level=3, workspace_mb=None)
+    with pytest.raises(LatbenchError, match=r"t\.jsonl\.trt-timing-cache: TensorRT cannot read"):
+        b.attach_cache(cache_file)
+    assert cache_file.read_bytes() == b"NOT A CACHE"
 
 
 def test_builder_config_and_shared_timing_cache(tmp_path):

@@ -73,7 +73,8 @@ class Executable(ABC):
     timer: Timer
     #: Extra row columns the backend wants recorded (engine layers, copies, ...).
     info: dict
-    #: Smallest unroll the harness may ask for (a CUDA graph must cycle all cold copies).
+    #: The harness asks only for multiples of this unroll: a CUDA graph must run whole cycles
+    #: through the cold copies.
     min_unroll: int = 1
 
     @abstractmethod

@@ -44,7 +44,11 @@ def timing_cache_path(table_path) -> Path:
 
 
 def resolve_options(options: dict) -> dict:
-    """Checked options with defaults: opt_level (int 0-5, default 3), workspace_mb (int > 0 or None)."""
+    """Checked options with defaults: opt_level (int 0-5, default 3), workspace_mb (int > 0 or None).
+
+    Level 0 takes the first tactic that runs and ignores the timing cache (NvInfer.h), so block
+    and network engines may then pick different kernels: keep 1-5 for tables.
+    """
     unknown = set(options) - {"opt_level", "workspace_mb"}
     if unknown:
         raise LatbenchError(f"unknown TensorRT option(s) {', '.join(sorted(unknown))}; "
@@ -99,8 +103,10 @@ class TensorRTBackend(Backend):
         return self.trt.__version__
 
     def identity(self) -> dict:
-        # Options with their defaults filled in, so `--backend auto` and explicit defaults agree.
-        return {"name": self.name, "version": self.version(), "options": dict(self.options)}
+        # Options with their defaults filled in, so `--backend auto` and explicit defaults agree;
+        # tf32: fp32 layers run in true fp32 (TensorRT allows TF32 unless told otherwise).
+        return {"name": self.name, "version": self.version(), "options": dict(self.options),
+                "tf32": False}
 
     def attach_table(self, path) -> None:
         super().attach_table(path)
@@ -216,7 +222,8 @@ class TrtExecutable(Executable):
         self.contexts = [self._context(trt, e, io, i) for i, e in enumerate(engines)]
         # TensorRT must run once before capture (lazy initialisation must not be captured);
         # a side stream, because the default stream makes TensorRT synchronise the device.
-        side = torch.cuda.Stream()
+        # Capture happens on the same stream (trtexec warms up and captures on one stream).
+        self._side = side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         for context in self.contexts:
             self._enqueue(context, side.cuda_stream)
@@ -240,8 +247,7 @@ class TrtExecutable(Executable):
 
     def _enqueue(self, context, stream: int) -> None:
         if not context.execute_async_v3(stream):
-            raise LatbenchError(f"{self.label}: TensorRT execute_async_v3 failed (during CUDA graph "
-                                "capture this means the engine cannot be captured)")
+            raise LatbenchError(f"{self.label}: TensorRT execute_async_v3 failed")
 
     def launcher(self, unroll: int) -> Callable[[], None]:
         import torch
@@ -250,11 +256,22 @@ class TrtExecutable(Executable):
             if len(self._graphs) > 1:  # keep the probe graph and one more: memory stays bounded
                 self._graphs.pop(max(self._graphs))
             graph = torch.cuda.CUDAGraph()
-            # thread_local capture mode, as trtexec captures (samples/common/sampleDevice.h).
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                stream = torch.cuda.current_stream().cuda_stream
-                for i in range(unroll):
-                    self._enqueue(self.contexts[i % len(self.contexts)], stream)
+            failed = False
+            try:
+                # thread_local capture mode, as trtexec captures (samples/common/sampleDevice.h).
+                with torch.cuda.graph(graph, stream=self._side, capture_error_mode="thread_local"):
+                    stream = self._side.cuda_stream
+                    for i in range(unroll):
+                        # False means the capture broke; stop enqueuing and let it end.
+                        if not self.contexts[i % len(self.contexts)].execute_async_v3(stream):
+                            failed = True
+                            break
+            except RuntimeError as err:  # ending a broken capture raises
+                raise LatbenchError(f"{self.label}: TensorRT's execution could not be captured in a "
+                                    f"CUDA graph ({str(err).splitlines()[0]})") from None
+            if failed:
+                raise LatbenchError(f"{self.label}: TensorRT execute_async_v3 failed during CUDA graph "
+                                    "capture (the engine cannot be captured)")
             self._graphs[unroll] = graph
         return self._graphs[unroll].replay
 
@@ -262,7 +279,7 @@ class TrtExecutable(Executable):
         # Graphs first (they replay the contexts), then contexts, engines, and last the memory
         # their recorded addresses point to.
         self._graphs.clear()
-        self.contexts = self.engines = None
+        self.contexts = self.engines = self._side = None
         self.buffers = self.scratch = self.plan = None
 
 

@@ -46,11 +46,16 @@ class TorchBackend(Backend):
             torch.set_num_threads(config.cpu_threads)
         else:
             torch.backends.cudnn.benchmark = True
+            _strict_fp32(torch)
         self.channels_last = bool(config.options.get("channels_last", True))
 
     @property
     def threads(self) -> int | None:
         return self.torch.get_num_threads() if self.config.device == "cpu" else None
+
+    def identity(self) -> dict:
+        # On CUDA, fp32 convolutions and matmuls run in true fp32 (no TF32; see _strict_fp32).
+        return super().identity() | ({"tf32": False} if self.config.device == "cuda" else {})
 
     def version(self) -> str:
         t = self.torch
@@ -78,6 +83,18 @@ class TorchBackend(Backend):
         if cfg.device == "cuda":
             return _CudaGraphExecutable(models, inputs, info)
         return _EagerExecutable(models, inputs, info)
+
+
+def _strict_fp32(torch) -> None:
+    """fp32 tables mean fp32 arithmetic: PyTorch lets cuDNN convolutions use TF32 by default.
+    Process-wide, like every torch.backends flag; fp16/bf16 tables are unaffected."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # the API of torch >= 2.9
+        conv.fp32_precision = "ieee"
+        torch.backends.cuda.matmul.fp32_precision = "ieee"
+    else:
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
 
 class _EagerExecutable(Executable):

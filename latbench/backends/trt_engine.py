@@ -15,6 +15,8 @@ python/src/parsers/pyOnnx.cpp on release/10.0, release/10.16 and main = 11.1):
   multiple builder instances"; ``config.set_timing_cache(cache, ignore_mismatch=False)`` returns
   False for a cache made on another device; ``cache.serialize()`` gives its bytes.
 * ``builder.build_serialized_network(network, config)`` returns None on failure.
+* ``config.clear_flag(trt.BuilderFlag.TF32)``: TF32 is enabled by default (NvInfer.h).
+* ``engine.get_tensor_format(name)``: I/O must be ``trt.TensorFormat.LINEAR`` for plain buffers.
 """
 
 from __future__ import annotations
@@ -102,9 +104,15 @@ class EngineBuilder:
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self.workspace_mb << 20)
         # DETAILED makes the engine inspector list layer types, tensors and tactics.
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+        # TF32 is on by default for fp32 tensors; an fp32 table means fp32 arithmetic. (A builder
+        # flag about TF32, not precision: strongly typed networks keep it in 10.x and 11.x.)
+        config.clear_flag(trt.BuilderFlag.TF32)
         if self._cache is None:
+            self.logger.errors = []
             self._cache = config.create_timing_cache(self._cache_bytes)
-            if self._cache is None:
+            # A foreign or damaged blob is logged ("Magic tag does not match") and dropped.
+            if self._cache is None or self.logger.errors:
+                self._cache = None
                 raise LatbenchError(f"{self._cache_label()}: TensorRT cannot read this timing cache; "
                                     "delete it (it only speeds up engine builds)")
         if not config.set_timing_cache(self._cache, ignore_mismatch=False):
@@ -158,6 +166,11 @@ def engine_io(trt, engine, label: str) -> list[IOTensor]:
         if any(d < 0 for d in shape):
             raise LatbenchError(f"{label}: engine tensor {name} has a dynamic shape {shape}; "
                                 "latbench times static shapes only")
+        # Buffers are plain dense tensors: the engine's I/O must be linear (the default when no
+        # allowed formats are set, which latbench never sets).
+        if engine.get_tensor_format(name) != trt.TensorFormat.LINEAR:
+            raise LatbenchError(f"{label}: engine tensor {name} is in format "
+                                f"{engine.get_tensor_format(name)}, not LINEAR")
         out.append(IOTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT, shape,
                             engine.get_tensor_dtype(name)))
     return out

@@ -99,7 +99,8 @@ def parse_engine_info(text: str | dict, io_names=()) -> EngineLayers:
     for layer in info["Layers"]:
         if isinstance(layer, dict):
             name, ltype = str(layer.get("Name", "")), str(layer.get("LayerType", ""))
-            tactic = str(layer.get("TacticName", layer.get("TacticValue", "")))
+            # Both: a name can cover several tactic values (Polygraphy keys on the value).
+            tactic = "|".join(str(layer[k]) for k in ("TacticName", "TacticValue") if layer.get(k))
             touched = {t.get("Name") for key in ("Inputs", "Outputs") for t in layer.get(key) or ()
                        if isinstance(t, dict)}
         else:  # LAYER_NAMES_ONLY verbosity: the layer is its name and nothing else is known

@@ -66,7 +66,7 @@ def build_table_cmd(
     retry_failed: bool = typer.Option(False, help="Re-measure keys whose earlier attempt failed."),
     quick: bool = typer.Option(False, help="Shorter timing (smoke runs; noisier)."),
     ray: Optional[str] = typer.Option(None, help="Shard keys over a Ray cluster: auto or an address."),
-    opt_level: int = typer.Option(3, help="TensorRT builder optimisation level (0-5)."),
+    opt_level: int = typer.Option(3, help="TensorRT builder optimisation level (0-5; 0 ignores the timing cache)."),
     workspace_mb: Optional[int] = typer.Option(None, help="TensorRT workspace limit in MiB."),
 ):
     """Measure every block of a key set and store the rows in a latency table."""
