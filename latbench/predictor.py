@@ -9,6 +9,7 @@ asked. The raw sum is always reported beside the calibrated value (latbench.cali
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -58,19 +59,16 @@ class Predictor:
         self.elem_bytes = ELEM_BYTES.get(table.precision, 4)
         ok = table.ok()
         self._measured_ns = dict(zip(ok, to_ns(list(ok.values())).tolist()))
-        self._estimator: Estimator | None | bool = False  # fitted on first need
         self.calibration = table.calibration
         self._space = space
         self._lut = None
 
-    @property
+    @cached_property
     def estimator(self) -> Estimator | None:
         """The regression that fills keys the table lacks (None when it has too few rows);
         fitted, with its cross-validation, only when a prediction first needs it."""
-        if self._estimator is False:
-            ok = self.table.ok()
-            self._estimator = Estimator.fit(list(ok), np.array(list(ok.values())), self.elem_bytes)
-        return self._estimator
+        ok = self.table.ok()
+        return Estimator.fit(list(ok), np.array(list(ok.values())), self.elem_bytes)
 
     @property
     def space(self):

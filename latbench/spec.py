@@ -30,7 +30,7 @@ _EXPANDING = ("fused_irb", "irb")
 # Upper bounds on a block's integer fields (pixels, channels): generous for any CNN.
 MAX_SIZE = 8192
 _LIMITS = {"in_channels": 1 << 16, "out_channels": 1 << 16, "height": MAX_SIZE, "width": MAX_SIZE,
-           "kernel": 31, "stride": 2}
+           "kernel": 31}
 _INT = re.compile(r"[1-9][0-9]*")
 _NUM = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
@@ -89,10 +89,11 @@ class BlockSpec:
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpecError(f"{name}: {field} must be a positive integer, got {value!r}")
-            if value > _LIMITS[field]:
+            limit = _LIMITS.get(field)  # stride has its own rule below
+            if limit is not None and value > limit:
                 # Far beyond any CNN block; a typo that would otherwise surface as an
                 # out-of-memory crash when the block is built.
-                raise SpecError(f"{name}: {field} = {value} exceeds the supported maximum {_LIMITS[field]}")
+                raise SpecError(f"{name}: {field} = {value} exceeds the supported maximum {limit}")
         if self.kernel % 2 == 0:
             raise SpecError(f"{name}: kernel must be odd, got {self.kernel}")
         if self.stride > 2:

@@ -282,13 +282,6 @@ def test_fp32_means_fp32_no_tf32():
     assert ("clear_flag", trt.BuilderFlag.TF32) in trt.calls
 
 
-def test_unreadable_timing_cache_is_refused_not_overwritten(tmp_path):
-    cache_file = tmp_path / "t.jsonl.trt-timing-cache"
-    cache_file.write_bytes(b"NOT A CACHE")
-    b = te.EngineBuilder(fake_trt(cache_readable=False), opt_level=3, workspace_mb=None)
-    with pytest.raises(LatbenchError, match=r"t\.jsonl\.trt-timing-cache: TensorRT cannot read"):
-        b.attach_cache(cache_file)
-    assert cache_file.read_bytes() == b"NOT A CACHE"
 
 
 def test_builder_config_and_shared_timing_cache(tmp_path):
@@ -319,12 +312,17 @@ def test_without_a_table_the_cache_is_in_memory_and_no_workspace_limit(tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_timing_cache_of_another_gpu_stops_the_build_at_once(tmp_path):
+@pytest.mark.parametrize("fake, content, problem", [
+    ({"cache_ok": False}, b"FROM-A100", r".*another GPU.*delete it"),
+    ({"cache_readable": False}, b"NOT A CACHE", r"TensorRT cannot read"),
+])
+def test_unusable_timing_cache_stops_the_build_at_once_and_is_kept(tmp_path, fake, content, problem):
     cache_file = tmp_path / "t.jsonl.trt-timing-cache"
-    cache_file.write_bytes(b"FROM-A100")
-    b = te.EngineBuilder(fake_trt(cache_ok=False), opt_level=3, workspace_mb=None)
-    with pytest.raises(LatbenchError, match=r"t\.jsonl\.trt-timing-cache: .*another GPU.*delete it"):
+    cache_file.write_bytes(content)
+    b = te.EngineBuilder(fake_trt(**fake), opt_level=3, workspace_mb=None)
+    with pytest.raises(LatbenchError, match=r"t\.jsonl\.trt-timing-cache: " + problem):
         b.attach_cache(cache_file)
+    assert cache_file.read_bytes() == content
 
 
 def test_parser_errors_are_in_the_message():

@@ -6,7 +6,8 @@ goes. So whether a forward pass page-faults its intermediate buffers in depends 
 history: measured on the 2-core VM of this project, one preparation of the same block timed
 6.3 ms and the next 9.0 ms (4 of 12 preparations of irb-i288-o288-h18 slow, CoV 17.5 % across
 preparations; fused_irb-i24-o64-h144 5.0 ms on its first preparation, 3.0 ms after). With the
-thresholds fixed high, the heap keeps its pages and the same 12 preparations agree within 1 %.
+thresholds fixed high, the heap keeps its pages and the same 12 preparations agree to a
+CoV of 1.0-1.3 %.
 A model deployed for inference reaches that steady state after its first passes, so this is also
 the state worth measuring.
 

@@ -168,9 +168,9 @@ def engine_io(trt, engine, label: str) -> list[IOTensor]:
                                 "latbench times static shapes only")
         # Buffers are plain dense tensors: the engine's I/O must be linear (the default when no
         # allowed formats are set, which latbench never sets).
-        if engine.get_tensor_format(name) != trt.TensorFormat.LINEAR:
-            raise LatbenchError(f"{label}: engine tensor {name} is in format "
-                                f"{engine.get_tensor_format(name)}, not LINEAR")
+        fmt = engine.get_tensor_format(name)
+        if fmt != trt.TensorFormat.LINEAR:
+            raise LatbenchError(f"{label}: engine tensor {name} is in format {fmt}, not LINEAR")
         out.append(IOTensor(name, engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT, shape,
                             engine.get_tensor_dtype(name)))
     return out
