@@ -29,7 +29,7 @@ REFERENCE = ("gpunet-0", "gpunet-1", "gpunet-2")
 
 
 def say(text: str) -> None:
-    from latbench.cli.output import console
+    from latbench.console import console
 
     console(stderr=True).print(f"[bold cyan]demo[/bold cyan] {text}")
 

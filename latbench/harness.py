@@ -167,7 +167,10 @@ def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[M
     per_exec = float(np.median(timer.time(probe, 3))) / probe_unroll
     unroll = int(min(settings.max_unroll, max(1, math.ceil(settings.sample_s / max(per_exec, 1e-9)))))
     unroll = whole_cycles(unroll, cycle)
-    run = exe.launcher(unroll)
+    # A probe that already lasts a whole sample is the sample: no second CUDA graph to capture
+    # (with hundreds of cold copies the probe cycle alone is several milliseconds long).
+    unroll = probe_unroll if unroll <= probe_unroll else unroll
+    run = probe if unroll == probe_unroll else exe.launcher(unroll)
     sample_s = timer.time(run, 1)[0]  # first call after (re)building: not a sample
     n = int(min(settings.max_samples,
                 max(settings.min_samples, math.ceil(settings.min_time_s / max(sample_s, 1e-9)))))

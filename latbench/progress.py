@@ -18,7 +18,7 @@ class Progress:
             from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
                                        TextColumn, TimeElapsedColumn, TimeRemainingColumn)
 
-            from latbench.cli.output import console
+            from latbench.console import console
 
             self._p = RichProgress(
                 TextColumn("[bold]{task.fields[title]}"), BarColumn(), MofNCompleteColumn(),

@@ -26,10 +26,13 @@ UNITS = {
     "cov": "coefficient of variation of the samples (std / mean)",
     "n": "number of samples; each sample unrolls the block `unroll` times",
 }
-#: Metadata fields that must agree for two tables (or a table and a run) to be one table.
-IDENTITY = ("device.kind", "device.name", "device.driver", "device.cuda", "device.threads",
-            "backend.name", "backend.version", "backend.options", "backend.heap", "precision", "batch",
-            "protocol", "harness")
+#: Metadata fields that must agree for two tables (or a table and a run) to be one table. The
+#: driver counts by its major version: lent machines of one GPU model differ in the patch level
+#: (580.159.03 and 580.159.04 were both seen on H200s) without changing kernels; every row keeps
+#: the exact driver it was measured with.
+IDENTITY = ("device.kind", "device.name", "device.driver_major", "device.cuda", "device.threads",
+            "backend.name", "backend.version", "backend.options", "backend.heap", "backend.tf32",
+            "backend.cudnn_benchmark", "precision", "batch", "protocol", "harness")
 
 
 def now() -> str:
@@ -43,8 +46,15 @@ def _get(meta: dict, dotted: str):
     return value
 
 
+def driver_major(driver) -> str | None:
+    """"580" of "580.159.03"; None without a driver (CPU tables)."""
+    return str(driver).split(".")[0] if driver else None
+
+
 def identity(meta: dict) -> dict:
-    return {f: _get(meta, f) for f in IDENTITY}
+    out = {f: _get(meta, f) for f in IDENTITY}
+    out["device.driver_major"] = driver_major(_get(meta, "device.driver"))
+    return out
 
 
 def identity_diff(a: dict, b: dict) -> list[str]:

@@ -17,7 +17,8 @@ from latbench import backends, env
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
 from latbench.backends.base import BackendConfig
-from latbench.build import build_table, measure_quietly, monitor_for
+from latbench.build import (build_table, failure_reason, measure_quietly, monitor_for, out_of_time,
+                            row_facts)
 from latbench.calibration import apply as apply_calibration
 from latbench.calibration import error_report, fit_calibration, network_features
 from latbench.errors import LatbenchError
@@ -80,32 +81,7 @@ class NetworkMeasurement:
     median_us: float
     cov: float
     record: dict
-
-
-def measure_networks(archs: list[Arch], table_path: Path, be, settings: HarnessSettings,
-                     progress: bool = True) -> list[NetworkMeasurement]:
-    """End-to-end latency of each network (cached in TABLE.networks.jsonl)."""
-    log = networks_log(table_path)
-    known = {r["network_id"]: r for r in log.read_all() if r.get("status") == "ok"}
-    monitor = monitor_for(be.config)
-    out = []
-    todo = [a for a in archs if network_id(a) not in known]
-    with Progress(len(todo), "whole networks", enabled=progress) as bar:
-        for arch in archs:
-            nid = network_id(arch)
-            if nid not in known:
-                bar.describe(arch.name)
-                with be.prepare(arch) as exe:
-                    m, extras = measure_quietly(exe, settings, monitor)
-                rec = {"network_id": nid, "name": arch.name, "arch": arch_to_json(arch),
-                       "status": "ok", "median_us": m.median_us, "p10_us": m.p10_us, "p90_us": m.p90_us,
-                       "cov": m.cov, "n": m.n, "unroll": m.unroll, "measured_at": now(), **extras}
-                log.append([rec])
-                known[nid] = rec
-                bar.advance()
-            r = known[nid]
-            out.append(NetworkMeasurement(arch.name, r["median_us"], r["cov"], r))
-    return out
+    arch: Arch | None = None
 
 
 def fill_missing(archs: list[Arch], table_path: Path, be, settings, progress=True) -> int:
@@ -117,23 +93,125 @@ def fill_missing(archs: list[Arch], table_path: Path, be, settings, progress=Tru
     return len(specs)
 
 
+@dataclass
+class Coverage:
+    """Which networks have every block measured (`ready`), which cannot (`skipped`, with the
+    reason), how many keys were added, and whether the deadline stopped the filling."""
+
+    ready: list
+    skipped: list
+    added: int
+    cut: bool
+    s_per_key: float | None
+
+
+def fill_networks(archs: list[Arch], table_path: Path, be, settings, *, progress: bool = True,
+                  deadline: float | None = None, reserve_s=lambda n: 0.0) -> Coverage:
+    """Measure the networks' missing blocks network by network, so that when time runs out every
+    network filled so far can still be measured end to end.
+
+    A network is started only if its keys (at the mean cost per key so far) plus `reserve_s(n)`
+    (seconds to keep for measuring the n networks then ready) end before `deadline`.
+    """
+    ok = set(load_table(table_path).ok())
+    ready, skipped, added, costs, cut = [], [], 0, [], False
+    with Progress(len(archs), "blocks of the networks", enabled=progress) as bar:
+        for arch in archs:
+            missing = list({b.key: b for b in arch.blocks if b.key not in ok}.values())
+            per_key = float(np.mean(costs)) if costs else 0.0
+            if out_of_time(deadline, len(missing) * per_key + reserve_s(len(ready) + 1)):
+                cut = True
+                break
+            if missing:
+                bar.describe(f"{arch.name}: {len(missing)} blocks")
+                stop = None if deadline is None else deadline - reserve_s(len(ready) + 1)
+                summary = build_table(missing, table_path, be, settings, retry_failed=True,
+                                      progress=False, deadline=stop)
+                costs += summary.seconds
+                added += summary.measured + summary.failed
+                ok = set(load_table(table_path).ok())
+                if summary.left:
+                    cut = True
+                    break
+            failed = sorted({b.key for b in arch.blocks} - ok)
+            if failed:
+                skipped.append({"name": arch.name, "reason": f"{len(failed)} blocks failed to measure "
+                                f"(e.g. {failed[0]}; see latbench table show {table_path})"})
+            else:
+                ready.append(arch)
+            bar.advance()
+    return Coverage(ready, skipped, added, cut, float(np.mean(costs)) if costs else None)
+
+
+def measure_networks(archs: list[Arch], table_path: Path, be, settings: HarnessSettings,
+                     progress: bool = True, deadline: float | None = None,
+                     network_s: float = 0.0) -> list[NetworkMeasurement]:
+    """End-to-end latency of each network (cached in TABLE.networks.jsonl); networks already
+    measured are read back. A network that fails to prepare or run is logged as failed and left
+    out; no network is started that would, at `network_s` seconds each, end after `deadline`."""
+    log = networks_log(table_path)
+    known = {r["network_id"]: r for r in log.read_all() if r.get("status") == "ok"}
+    monitor = monitor_for(be.config)
+    facts = row_facts(be.config)
+    out = []
+    todo = [a for a in archs if network_id(a) not in known]
+    with Progress(len(todo), "whole networks", enabled=progress) as bar:
+        for arch in archs:
+            nid = network_id(arch)
+            if nid not in known:
+                if out_of_time(deadline, network_s):
+                    break
+                bar.describe(arch.name)
+                rec = {"network_id": nid, "name": arch.name, "arch": arch_to_json(arch),
+                       "measured_at": now(), **facts}
+                try:
+                    with be.prepare(arch) as exe:
+                        m, extras = measure_quietly(exe, settings, monitor)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as err:  # noqa: BLE001 - one network's failure is recorded, not fatal
+                    log.append([rec | {"status": "failed", "reason": failure_reason(err)}])
+                    bar.advance()
+                    continue
+                rec |= {"status": "ok", "median_us": m.median_us, "p10_us": m.p10_us, "p90_us": m.p90_us,
+                        "cov": m.cov, "n": m.n, "unroll": m.unroll, **extras}
+                log.append([rec])
+                known[nid] = rec
+                bar.advance()
+            r = known[nid]
+            out.append(NetworkMeasurement(arch.name, r["median_us"], r["cov"], r, arch))
+    return out
+
+
 def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progress: bool = True,
-             repeat_noise: int = 5) -> dict:
+             repeat_noise: int = 5, deadline: float | None = None,
+             network_s: float | None = None) -> dict:
     """Measure `archs` end to end, compare with raw sums, fit and store the calibration.
 
-    `repeat_noise` networks are measured a second time (fresh preparation) to report the
-    run-to-run noise of whole-network measurements on this machine.
+    Blocks are filled network by network, then the networks are measured; with a `deadline`
+    (time.monotonic() seconds) only as many networks as fit are validated, `network_s` being the
+    expected seconds per whole-network measurement (default: estimated from the harness
+    settings). `repeat_noise` networks are measured a second time (fresh preparation) to report
+    the run-to-run noise of whole-network measurements on this machine.
     """
     table = load_table(table_path)
     be = backend_for_table(table)
     settings = HarnessSettings(**table.meta["harness"])
-    added = fill_missing(archs, table_path, be, settings, progress)
+    t_net = network_s if network_s is not None else network_seconds(settings)
+    noise_n = min(repeat_noise, len(archs))
+    coverage = fill_networks(archs, Path(table_path), be, settings, progress=progress, deadline=deadline,
+                             reserve_s=lambda n: (n + min(noise_n, n)) * t_net)
+    if not coverage.ready:
+        why = "no time was left to measure their blocks" if coverage.cut else \
+            (coverage.skipped[0]["reason"] if coverage.skipped else "no networks given")
+        raise LatbenchError(f"{table_path}: no network could be validated: {why}")
+    whole = whole_network_backend(be)
+    nets = measure_networks(coverage.ready, Path(table_path), whole, settings, progress, deadline, t_net)
+    if not nets:
+        raise LatbenchError(f"{table_path}: no network could be measured end to end "
+                            "(see TABLE.networks.jsonl for the failures)")
+    requested, archs = len(archs), [n.arch for n in nets]
     table = load_table(table_path)
-    lacking = {b.key for a in archs for b in a.blocks} - set(table.ok())
-    if lacking:
-        raise LatbenchError(f"{len(lacking)} blocks of these networks failed to measure "
-                            f"(e.g. {sorted(lacking)[0]}); see latbench table show {table_path}")
-    nets = measure_networks(archs, Path(table_path), whole_network_backend(be), settings, progress)
     raw = Predictor(Table(table.path, table.meta, table.rows, None))
     aggs = [raw.aggregates(a) for a in archs]
     cat = lambda k: np.concatenate([g[k] for g in aggs])  # noqa: E731
@@ -143,14 +221,16 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     measured = np.array([n.median_us for n in nets])
     rows = [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
              "n_blocks": int(nb)} for n, s, nb in zip(nets, feats["sum_us"], feats["n_blocks"])]
+    noise_archs = archs[:noise_n] if not out_of_time(deadline, noise_n * t_net) else []
     report = {
         "table": str(table_path), "table_provenance": table.describe(), "device": table.meta["device"],
         "backend": table.meta["backend"], "precision": table.meta["precision"], "batch": table.meta["batch"],
-        "protocol": table.meta.get("protocol"), "networks": len(archs), "blocks_added": added,
+        "protocol": table.meta.get("protocol"), "networks": len(nets), "networks_requested": requested,
+        "networks_skipped": coverage.skipped, "cut_by_deadline": coverage.cut or len(nets) < len(coverage.ready),
+        "blocks_added": coverage.added, "s_per_key": coverage.s_per_key,
         "raw_sum": error_report(measured, feats["sum_us"]),
         "calibrated_held_out": None, "calibration": None,
-        "noise": measurement_noise(archs[:repeat_noise], whole_network_backend(be), settings,
-                                   measured[:repeat_noise]),
+        "noise": measurement_noise(noise_archs, whole, settings, measured[:len(noise_archs)]),
         "rows": rows, "machine": env.library_versions(), "validated_at": now(),
         "units": "microseconds per forward pass of one batch; errors in percent of the measured value",
     }
@@ -175,6 +255,13 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
         if store:
             append_calibration(table_path, record)
     return report
+
+
+def network_seconds(settings: HarnessSettings) -> float:
+    """A rough cost of one whole-network measurement before any was timed: preparation plus the
+    sampled time of up to `max_attempts` attempts (seconds)."""
+    return 0.5 + settings.warmup_s + settings.max_attempts * max(settings.min_time_s,
+                                                                  settings.min_samples * settings.sample_s)
 
 
 def measurement_noise(archs, be, settings, first_us) -> dict:

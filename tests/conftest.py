@@ -15,10 +15,18 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def has_module(name: str) -> bool:
+    """Whether `name` can be found; a finder that refuses it (ImportError) means no."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def pytest_collection_modifyitems(config, items):
     has_cuda = _cuda()
-    has_trt = importlib.util.find_spec("tensorrt") is not None
-    has_ray = importlib.util.find_spec("ray") is not None
+    has_trt = has_module("tensorrt")
+    has_ray = has_module("ray")
     for item in items:
         if "gpu" in item.keywords and not has_cuda:
             item.add_marker(pytest.mark.skip(reason="needs an NVIDIA GPU visible to torch"))

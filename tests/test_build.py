@@ -109,3 +109,22 @@ def test_resume_skips_done_keys(run_cli, tmp_path):
     t0 = time.time()
     code, _, err = run_cli(*args)
     assert code == 0 and "6 already in the table" in err and time.time() - t0 < 5
+
+
+def test_deadline_stops_before_a_key_that_would_overrun(tmp_path):
+    import time
+
+    from latbench import backends
+    from latbench.backends.base import BackendConfig
+    from latbench.build import build_table
+    from latbench.harness import HarnessSettings
+    from latbench.keysets import grid_specs
+
+    be = backends.create("torch", BackendConfig(device="cpu", threads=1))
+    specs = grid_specs("smoke_grid")
+    settings = HarnessSettings.for_device("cpu", quick=True)
+    table = tmp_path / "t.jsonl"
+    gone = build_table(specs, table, be, settings, progress=False, deadline=time.monotonic() - 1)
+    assert gone.measured == 0 and gone.left == len(specs) and "left for lack of time" in gone.line()
+    done = build_table(specs, table, be, settings, progress=False, deadline=time.monotonic() + 600)
+    assert done.measured == len(specs) and done.left == 0 and len(done.seconds) == len(specs)

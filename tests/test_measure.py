@@ -76,11 +76,14 @@ def test_cold_protocol_cycles_weight_copies():
 
 
 def test_resolve_and_errors():
-    assert backends.resolve("auto", None)[:2] == ("torch", "cpu")  # no GPU here
+    if backends.cuda_available():
+        assert backends.resolve("auto", None)[1] == "cuda"
+    else:
+        assert backends.resolve("auto", None)[:2] == ("torch", "cpu")
+        with pytest.raises(LatbenchError, match="no CUDA GPU"):
+            backends.resolve("auto", "cuda")
     with pytest.raises(LatbenchError, match="unknown backend 'tvm'"):
         backends.resolve("tvm", None)
-    with pytest.raises(LatbenchError, match="no CUDA GPU"):
-        backends.resolve("auto", "cuda")
     with pytest.raises(LatbenchError, match="fp16 is a GPU precision"):
         backends.create("torch", BackendConfig(device="cpu", precision="fp16"))
     with pytest.raises(LatbenchError, match="warm only"):
@@ -114,3 +117,71 @@ def test_unrolls_are_whole_cycles_of_the_copies():
     assert exe.asked and all(u % 7 == 0 for u in exe.asked) and m.unroll % 7 == 0
     assert whole_cycles(1, 7) == 7 and whole_cycles(14, 7) == 14 and whole_cycles(15, 7) == 21
     assert whole_cycles(5, 1) == 5
+
+
+def test_fp32_means_ieee_through_both_torch_apis():
+    """The flags exist in CPU builds too: after strict_fp32 the current API says ieee and the
+    legacy flags read False instead of raising (torch refuses to read them once the two APIs
+    disagree)."""
+    import torch
+
+    from latbench.backends.torch_backend import strict_fp32
+
+    strict_fp32(torch)
+    if hasattr(torch.backends.cudnn, "fp32_precision"):
+        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    assert torch.backends.cudnn.allow_tf32 is False and torch.backends.cuda.matmul.allow_tf32 is False
+
+
+def test_weight_copies_share_one_buffer_and_keep_the_weights():
+    """K copies in one allocation, each an exact copy, channels_last strides kept."""
+    import torch
+
+    from latbench.backends.torch_backend import WeightCopies
+    from latbench.builders import example_input
+    from latbench.onnx_export import inference_model
+
+    spec = parse_key("irb-i16-o16-h8-w8-k3-s1-e4-prelu-se1")
+    model = inference_model(spec).to(memory_format=torch.channels_last)
+    x = example_input(spec)
+    with torch.inference_mode():
+        want = model(x).clone()
+    copies = WeightCopies(model, 5)
+    pointers = set()
+    for k in range(5):
+        copies.bind(k)
+        pointers.add(next(model.parameters()).data_ptr())
+        with torch.inference_mode():
+            assert torch.equal(model(x), want)
+    assert len(pointers) == 5 and copies.buffer.shape[0] == 5
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.ndim == 4)
+
+
+class _FailingNvml:
+    """NVML whose queries fail after initialisation (a driver hiccup mid-build)."""
+
+    NVML_CLOCK_SM, NVML_TEMPERATURE_GPU = 1, 0
+
+    def nvmlDeviceGetHandleByIndex(self, i):
+        return object()
+
+    def nvmlDeviceGetMaxClockInfo(self, h, clock):
+        return 1980
+
+    def nvmlDeviceGetClockInfo(self, *args):
+        raise RuntimeError("NVML_ERROR_GPU_IS_LOST")
+
+    nvmlDeviceGetCurrentClocksEventReasons = nvmlDeviceGetTemperature = nvmlDeviceGetClockInfo
+
+
+def test_nvml_errors_flag_the_row_and_warn_once(monkeypatch, capsys):
+    from latbench import nvml
+
+    monkeypatch.setattr(nvml, "_nvml", lambda: _FailingNvml())
+    mon = nvml.GpuMonitor()
+    assert mon.available and mon.max_sm_clock_mhz == 1980
+    rows = [mon.summarize(mon.snapshot(), mon.snapshot()) for _ in range(3)]
+    assert all(r["nvml_error"].startswith("RuntimeError: NVML_ERROR_GPU_IS_LOST") and r["throttled"] is None
+               for r in rows)
+    assert capsys.readouterr().err.count("warning: NVML failed") == 1

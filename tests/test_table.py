@@ -35,6 +35,16 @@ def test_write_resume_and_read(tmp_path):
     assert t.meta["units"]["median_us"].startswith("microseconds")
 
 
+def test_driver_counts_by_major_version(tmp_path):
+    """Lent H200s differ in the driver's patch level: one table grows across them."""
+    gpu = {"kind": "cuda", "name": "NVIDIA H200", "cuda": "13.0", "threads": None}
+    path = tmp_path / "h200.jsonl"
+    TableWriter(path, META | {"device": gpu | {"driver": "580.159.03"}})
+    TableWriter(path, META | {"device": gpu | {"driver": "580.159.04"}})
+    with pytest.raises(TableError, match="device.driver_major: '580' != '590'"):
+        TableWriter(path, META | {"device": gpu | {"driver": "590.10.01"}})
+
+
 def test_other_settings_are_refused(tmp_path):
     path = tmp_path / "t.jsonl"
     TableWriter(path, META)

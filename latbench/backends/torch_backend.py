@@ -1,8 +1,16 @@
 """PyTorch backend: BN-folded eval modules; on CUDA captured in a CUDA graph, on CPU run eagerly.
 
-On the GPU a launcher is one CUDA graph that replays the block `unroll` times (cycling through
-weight/input copies for the cold protocols), so the harness times GPU work, not Python launches:
-eager PyTorch at batch 1 is launch-bound and 4-7x slower than the graph (measurement.md).
+On the GPU a launcher is one CUDA graph that replays the block `unroll` times, so the harness
+times GPU work, not Python launches: eager PyTorch at batch 1 is launch-bound and 4-7x slower than
+the graph (measurement.md). The cold cache protocols cycle through K weight copies; on the GPU
+those live in one flat buffer (`WeightCopies`) instead of K deep copies of the module, so
+preparing a block costs one allocation and one copy kernel whatever K is.
+
+cuDNN chooses convolution kernels by its heuristics unless the table asks for autotuning
+(`options["cudnn_benchmark"]`, recorded in the table's identity): heuristics depend only on the
+shapes, so a block and the network that contains it run the same kernels in any process, and a
+key costs no autotuning time. With autotuning on, each process times the candidates again and may
+pick differently between the block and the network.
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from latbench.spec import BlockSpec
 
 #: Memory the cold protocols may spend on copies.
 COPY_CAP_BYTES = {"cuda": 4 << 30, "cpu": 1 << 30}
+#: Each parameter of a weight copy starts on this boundary, as a fresh CUDA allocation would:
+#: cuDNN picks vectorised kernels only for aligned pointers.
+ALIGN_BYTES = 512
 
 
 class TorchBackend(Backend):
@@ -40,13 +51,16 @@ class TorchBackend(Backend):
         import torch
 
         self.torch = torch
+        self.cudnn_benchmark = bool(config.options.get("cudnn_benchmark", False))
         if config.device == "cpu":
             if config.precision == "fp16":
                 raise LatbenchError("torch on cpu measures fp32 or bf16; fp16 is a GPU precision")
+            if self.cudnn_benchmark:
+                raise LatbenchError("cudnn_benchmark applies to CUDA tables only")
             torch.set_num_threads(config.cpu_threads)
         else:
-            torch.backends.cudnn.benchmark = True
-            _strict_fp32(torch)
+            torch.backends.cudnn.benchmark = self.cudnn_benchmark  # process-wide
+            strict_fp32(torch)
         self.channels_last = bool(config.options.get("channels_last", True))
 
     @property
@@ -54,8 +68,10 @@ class TorchBackend(Backend):
         return self.torch.get_num_threads() if self.config.device == "cpu" else None
 
     def identity(self) -> dict:
-        # On CUDA, fp32 convolutions and matmuls run in true fp32 (no TF32; see _strict_fp32).
-        return super().identity() | ({"tf32": False} if self.config.device == "cuda" else {})
+        # On CUDA, fp32 convolutions and matmuls run in true fp32 (no TF32; see strict_fp32), and
+        # cuDNN's kernel choice (heuristics or autotuning) is part of what was measured.
+        cuda = {"tf32": False, "cudnn_benchmark": self.cudnn_benchmark}
+        return super().identity() | (cuda if self.config.device == "cuda" else {})
 
     def version(self) -> str:
         t = self.torch
@@ -76,25 +92,70 @@ class TorchBackend(Backend):
         cache = (env.cuda_device_info() or {}).get("l2_bytes", 0) if cfg.device == "cuda" \
             else env.cpu_cache_bytes()
         kw, ki = copies_needed(cfg.protocol, wbytes, ibytes, cache, COPY_CAP_BYTES[cfg.device])
-        models = [model] + [copy.deepcopy(model) for _ in range(kw - 1)]
         inputs = [example_input(target, cfg.batch, cfg.device, dtype, self.channels_last, seed=i)
                   for i in range(ki)]
         info = {"copies": kw, "input_copies": ki}
         if cfg.device == "cuda":
-            return _CudaGraphExecutable(models, inputs, info)
-        return _EagerExecutable(models, inputs, info)
+            return CudaGraphExecutable(model, WeightCopies(model, kw), inputs, info)
+        return _EagerExecutable([model] + [copy.deepcopy(model) for _ in range(kw - 1)], inputs, info)
 
 
-def _strict_fp32(torch) -> None:
-    """fp32 tables mean fp32 arithmetic: PyTorch lets cuDNN convolutions use TF32 by default.
-    Process-wide, like every torch.backends flag; fp16/bf16 tables are unaffected."""
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):  # the API of torch >= 2.9
-        conv.fp32_precision = "ieee"
-        torch.backends.cuda.matmul.fp32_precision = "ieee"
-    else:
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
+def strict_fp32(torch) -> None:
+    """fp32 tables mean IEEE fp32 arithmetic: PyTorch lets cuDNN convolutions use TF32 by default.
+
+    Set through the current API (`fp32_precision`, torch >= 2.9) for cuDNN as a whole and for
+    matmuls, and through the legacy flags as well: torch refuses to read a legacy flag (raises)
+    once the two APIs disagree, and other code (or a user's) still reads them. Process-wide, like
+    every torch.backends flag; fp16/bf16 tables are unaffected.
+    """
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    if hasattr(cudnn, "fp32_precision"):
+        cudnn.fp32_precision = "ieee"
+        matmul.fp32_precision = "ieee"
+    cudnn.allow_tf32 = False
+    matmul.allow_tf32 = False
+
+
+class WeightCopies:
+    """K copies of a module's parameters in one flat allocation; `bind(k)` points the module at
+    copy k.
+
+    Each parameter slot starts ALIGN_BYTES after the previous one's start at least (the CUDA
+    caching allocator returns the buffer itself on a 512-byte boundary). Binding rebinds `param.data` to a view: about
+    10 us per call of Python time (torch.func.functional_call costs about 100 us), which matters
+    only while a graph is captured; the kernels captured read whichever copy was bound.
+    """
+
+    def __init__(self, model, copies: int):
+        import torch
+
+        self.params = [p for p in model.parameters()]
+        self.copies = copies
+        if not self.params:
+            self._views: list[list] = [[] for _ in range(copies)]
+            return
+        first = self.params[0]
+        align = max(1, ALIGN_BYTES // first.element_size())
+        offsets, total = [], 0
+        for p in self.params:
+            offsets.append(total)
+            total += -(-p.numel() // align) * align
+        self.buffer = torch.empty((copies, total), dtype=first.dtype, device=first.device)
+        # Each view keeps its parameter's strides (channels_last weights stay channels_last).
+        self._views = [[self.buffer[k, off:off + p.numel()].as_strided(p.shape, p.stride())
+                        for p, off in zip(self.params, offsets)] for k in range(copies)]
+        with torch.no_grad():
+            for p, view in zip(self.params, self._views[0]):
+                view.copy_(p)  # element by element, whatever the memory format
+            self.buffer[1:] = self.buffer[0]  # one broadcast copy fills every other copy
+        self.bind(0)
+
+    def bind(self, k: int) -> None:
+        for p, view in zip(self.params, self._views[k]):
+            p.data = view
+
+    def release(self) -> None:
+        self._views, self.params, self.buffer = [], [], None
 
 
 class _EagerExecutable(Executable):
@@ -122,23 +183,28 @@ class _EagerExecutable(Executable):
         self.models = self.inputs = None
 
 
-class _CudaGraphExecutable(Executable):
+class CudaGraphExecutable(Executable):
+    """A block or network on CUDA; `launcher(unroll)` is a graph replaying it `unroll` times,
+    execution i with weight copy i mod K and input i mod (input copies). `outputs[unroll]` holds
+    the result of the last execution of that graph's latest replay."""
+
     timer = CudaEventTimer()
 
-    def __init__(self, models, inputs, info):
+    def __init__(self, model, weights: WeightCopies, inputs, info):
         import torch
 
-        self.models, self.inputs, self.info = models, inputs, info
-        # A graph is fixed, so it must hold the whole cycle through the copies.
-        self.min_unroll = len(models)
+        self.model, self.weights, self.inputs, self.info = model, weights, inputs, info
+        # A graph is fixed, so it must hold whole cycles through the copies.
+        self.min_unroll = weights.copies
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
-        # Eager passes on a side stream before capture: cuDNN autotuning and lazy init happen here.
+        self.outputs: dict[int, torch.Tensor] = {}
+        # Eager passes on a side stream before capture: lazy initialisation (cuDNN handles, and
+        # autotuning when it is on) must not happen inside the graph.
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.inference_mode():
-            for m, x in zip(models, inputs * len(models)):
-                m(x)
-            models[0](inputs[0])
+            for _ in range(2):
+                model(inputs[0])
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
 
@@ -147,15 +213,20 @@ class _CudaGraphExecutable(Executable):
 
         if unroll not in self._graphs:
             if len(self._graphs) > 1:  # keep the probe graph and one more: memory stays bounded
+                self.outputs.pop(max(self._graphs))
                 self._graphs.pop(max(self._graphs))
             graph = torch.cuda.CUDAGraph()
-            models, inputs = self.models, self.inputs
+            model, inputs, weights = self.model, self.inputs, self.weights
             with torch.inference_mode(), torch.cuda.graph(graph):
                 for i in range(unroll):
-                    models[i % len(models)](inputs[i % len(inputs)])
-            self._graphs[unroll] = graph
+                    weights.bind(i % weights.copies)
+                    out = model(inputs[i % len(inputs)])
+            weights.bind(0)
+            self.outputs[unroll], self._graphs[unroll] = out, graph
         return self._graphs[unroll].replay
 
     def release(self) -> None:
         self._graphs.clear()
-        self.models = self.inputs = None
+        self.outputs.clear()
+        self.weights.release()
+        self.model = self.inputs = None

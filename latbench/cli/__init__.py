@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from latbench.errors import LatbenchError
-
-try:  # typer >= 0.22 vendors its own copy of click
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - older typer uses click itself
-    _typer_click = click.exceptions
-USAGE_ERRORS = (click.UsageError, _typer_click.UsageError)
-ABORTS = (click.Abort, typer.Abort)
 
 app = typer.Typer(
     help="GPU latency tables and hardware-aware NAS after NVIDIA's GPUNet.",
@@ -40,6 +32,16 @@ def _register() -> None:
     from latbench.cli import demo_cmd  # noqa: F401
 
 
+def is_usage_error(err: BaseException) -> bool:
+    """Whether `err` is the parser's usage error (unknown option, bad value, missing argument).
+
+    typer >= 0.22 raises its vendored click's UsageError, older typer click's own; both carry
+    exit code 2 and `format_message`. Recognising them by that shape keeps latbench free of a
+    direct click dependency (which typer no longer brings along).
+    """
+    return getattr(err, "exit_code", None) == 2 and callable(getattr(err, "format_message", None))
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     try:
@@ -47,14 +49,17 @@ def main(argv: list[str] | None = None) -> None:
     except LatbenchError as err:
         print(f"latbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except USAGE_ERRORS as err:
-        hint = f" (see: latbench {err.ctx.command_path.split(' ', 1)[-1]} --help)" if err.ctx else ""
+    except typer.Abort:
+        print("latbench: aborted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as err:  # noqa: BLE001 - usage errors are re-raised unless recognised
+        if not is_usage_error(err):
+            raise
+        ctx = getattr(err, "ctx", None)
+        hint = f" (see: latbench {ctx.command_path.split(' ', 1)[-1]} --help)" if ctx else ""
         message = " ".join(err.format_message().split())
         print(f"latbench: error: {message}{hint}", file=sys.stderr)
         sys.exit(2)
-    except ABORTS:
-        print("latbench: aborted", file=sys.stderr)
-        sys.exit(130)
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(130)

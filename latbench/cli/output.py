@@ -1,16 +1,10 @@
-"""Console helpers shared by the commands: a rich console that does not wrap when piped."""
+"""Formatting helpers shared by the commands; the console itself lives in latbench.console."""
 
 from __future__ import annotations
 
-import sys
+from latbench.console import console
 
-from rich.console import Console
-
-
-def console(stderr: bool = False) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    # Piped output keeps full rows rather than wrapping at rich's default of 80 columns.
-    return Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+__all__ = ["console", "giga", "millions"]
 
 
 def millions(n: float) -> str:

@@ -1,0 +1,69 @@
+"""`python -m latbench.session`: the GPU session runner (see latbench.session).
+
+Plain argparse rather than the typer CLI: the runner must start on a machine where nothing can
+be installed, so it leans on the standard library and what that machine has.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m latbench.session", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command")
+    step = sub.add_parser("step", help=argparse.SUPPRESS)  # internal: one step in its own process
+    step.add_argument("name")
+    step.add_argument("--work", type=Path, required=True)
+    step.add_argument("--until", type=float, required=True, help="deadline, seconds since the epoch")
+    ship = sub.add_parser("ship", help="place a returned archive into tables/ and bench/results/<gpu>/")
+    ship.add_argument("archive", type=Path, help="the folder holding the session's files")
+    ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "session_out"),
+                    help="archive folder (default $OUT, else ./session_out)")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds for all steps (default 360 on a GPU, 75 in a rehearsal)")
+    ap.add_argument("--work", type=Path, default=None, help="work folder (default: a fixed temp folder)")
+    ap.add_argument("--tables", type=Path, default=None, help="committed tables (default: tables/)")
+    ap.add_argument("--rehearse", action="store_true", help="run the same steps on this CPU, tiny sizes")
+    args = ap.parse_args(argv)
+
+    if args.command == "step":
+        from latbench.session.steps import run_step
+
+        return run_step(args.name, args.work, args.until)
+
+    from latbench.session import Session, repo_root
+    from latbench.session.plan import gpu_plan, rehearsal_plan
+
+    if args.command == "ship":
+        from latbench.errors import LatbenchError
+        from latbench.session.ship import ship
+
+        try:
+            for path in ship(args.archive, repo_root()):
+                print(f"wrote {path}")
+        except LatbenchError as err:
+            print(f"latbench session: error: {err}", file=sys.stderr)
+            return 2
+        return 0
+
+    if args.budget is not None and not 10 <= args.budget <= 3600:
+        print(f"latbench session: error: --budget {args.budget:g}: use 10 to 3600 seconds", file=sys.stderr)
+        return 2
+    if args.rehearse:
+        from nas.space import load_space
+
+        plan, budget = rehearsal_plan(load_space("tiny")), args.budget or 75.0
+    else:
+        plan, budget = gpu_plan(), args.budget or 360.0
+    work = args.work or Path(tempfile.gettempdir()) / f"latbench-session-{plan.mode}"
+    Session(plan, args.out, work, budget, args.tables).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

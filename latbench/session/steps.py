@@ -1,0 +1,299 @@
+"""The steps of a session, each run in a process of its own by the runner (latbench.session).
+
+A step reads the session context (work/context.json: the plan and the costs measured so far),
+works until its deadline, writes what it produced into the work folder (the table grows in place;
+reports are rewritten whole after each part) and its result into work/steps/NAME.json. A step in
+its own process cannot leave a broken CUDA context or a stuck kernel to the next one, and a step
+that is killed loses only the key or network in hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from latbench import backends
+from latbench.arch_io import load_arch
+from latbench.build import (backend_config, build_table, default_table_name, measure_quietly,
+                            measure_row, monitor_for, record, BuildSummary, table_meta)
+from latbench.errors import LatbenchError, TableError
+from latbench.harness import HarnessSettings
+from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
+from latbench.session.plan import Plan
+from latbench.table import TableWriter, identity, identity_diff, load_table
+from latbench.validate import sample_archs, validate, whole_network_backend
+
+
+@dataclass
+class Context:
+    """What a step knows: the plan, the work folder, the repository, its deadline
+    (time.monotonic() seconds) and the costs measured by earlier steps (seconds)."""
+
+    plan: Plan
+    work: Path
+    repo: Path
+    tables: Path
+    deadline: float
+    costs: dict
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def say(self, text: str) -> None:
+        print(text, flush=True)
+
+
+def open_table(ctx: Context):
+    """(backend, settings, table path in the work folder) for this machine.
+
+    The table committed in tables/ under the same name is resumed when its identity matches
+    this machine's (GPU model, driver major, CUDA, torch, backend settings); one that does not is
+    left alone and a new table with the identity's hash in its name is started beside it.
+    """
+    plan = ctx.plan
+    config = backend_config(plan.device, plan.precision, 1, None, plan.protocol, {})
+    be = backends.create("torch", config)
+    settings = HarnessSettings.for_device(plan.device, quick=plan.quick)
+    meta = table_meta(be, settings)
+    name = Path(default_table_name(meta)).name
+    path = ctx.work / name
+    if not path.exists():
+        committed = ctx.tables / name
+        if committed.is_file():
+            diff = identity_diff(load_table(committed).meta, meta)
+            if diff:
+                ctx.say(f"{committed}: other settings ({'; '.join(diff)}); starting a new table")
+                digest = hashlib.sha1(json.dumps(identity(meta), sort_keys=True, default=str).encode())
+                path = ctx.work / f"{Path(name).stem}-{digest.hexdigest()[:8]}.jsonl"
+            else:
+                for src in (committed, networks_file(committed)):
+                    if src.is_file():
+                        shutil.copy2(src, ctx.work / src.name)
+                ctx.say(f"resuming {committed} ({len(load_table(path).rows)} rows)")
+    TableWriter(path, meta)  # creates the table, or refuses one of other settings
+    (ctx.work / "table.json").write_text(json.dumps({"name": path.name}))
+    return be, settings, path
+
+
+def networks_file(table: Path) -> Path:
+    return table.with_name(table.name.removesuffix(".jsonl") + ".networks.jsonl")
+
+
+def space(ctx: Context):
+    from nas.space import load_space
+
+    return load_space(ctx.plan.space)
+
+
+def reference_archs(ctx: Context) -> list:
+    sp = space(ctx)
+    return [load_arch(r, sp) for r in ctx.plan.reference]
+
+
+def summary_dict(summary: BuildSummary) -> dict:
+    return {"keys": summary.total, "measured": summary.measured, "already": summary.skipped,
+            "failed": summary.failed, "left": summary.left, "s_per_key": summary.s_per_key,
+            "median_s_per_key": float(np.median(summary.seconds)) if summary.seconds else None}
+
+
+# -- steps ---------------------------------------------------------------------------------------
+def step_smoke(ctx: Context) -> dict:
+    """Machine and versions; time a few keys and one network to learn what a key costs here."""
+    import torch
+
+    ctx.say(f"python {platform.python_version()}, torch {torch.__version__}, "
+            f"cuda {torch.version.cuda}, gpu {torch.cuda.is_available()}")
+    be, settings, path = open_table(ctx)
+    table = load_table(path)
+    had_calibration = table.calibration is not None
+    meta = table_meta(be, settings)
+    ctx.say(f"table {path.name}: {table.describe()}; {len(table.rows)} rows")
+    specs = arch_specs(ctx.plan.reference[1:2] or ctx.plan.reference, space(ctx))[:ctx.plan.smoke_keys]
+    writer, summary, monitor = TableWriter(path, meta), BuildSummary(total=len(specs)), monitor_for(be.config)
+    for spec in specs:  # timed even when the table has them: the cost is what is learned here
+        t0 = time.perf_counter()
+        row = measure_row(be, spec, settings, monitor)
+        summary.seconds.append(time.perf_counter() - t0)
+        if spec.key not in writer.done():
+            record(writer, row, summary)
+        ctx.say(f"  {spec.key}: {row.get('median_us') or row.get('reason')} us, "
+                f"{summary.seconds[-1]:.3f} s")
+    arch = reference_archs(ctx)[0]
+    t0 = time.perf_counter()
+    with whole_network_backend(be).prepare(arch) as exe:
+        m, _ = measure_quietly(exe, settings, monitor)
+    network_s = time.perf_counter() - t0
+    ctx.say(f"  {arch.name} end to end: {m.median_us:.1f} us, {network_s:.3f} s")
+    return {"table": path.name, "device": meta["device"], "backend": meta["backend"],
+            "rows_at_start": len(table.rows), "calibrated_at_start": had_calibration,
+            "s_per_key": summary.s_per_key, "s_per_network": network_s,
+            "smoke_keys": [spec.key for spec in specs]}
+
+
+def step_reference(ctx: Context) -> dict:
+    """Keys of the reference networks and of the grids (factor study)."""
+    be, settings, path = open_table(ctx)
+    specs = unique(arch_specs(ctx.plan.reference, space(ctx)) + [s for g in ctx.plan.grids for s in grid_specs(g)])
+    summary = build_table(specs, path, be, settings, progress=False, deadline=ctx.deadline)
+    ctx.say(f"{path.name}: {summary.line()}")
+    rows = load_table(path).rows
+    cost = [rows[s.key].get("prepare_s", 0) + rows[s.key].get("wall_s", 0) for s in specs
+            if rows.get(s.key, {}).get("status") == "ok" and "prepare_s" in rows[s.key]]
+    return summary_dict(summary) | {"median_row_s": float(np.median(cost)) if cost else None}
+
+
+def _write_report(ctx: Context, part: str, report) -> None:
+    path = ctx.work / "validation.json"
+    reports = json.loads(path.read_text()) if path.is_file() else {}
+    reports[part] = report
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(reports, indent=1))
+    os.replace(tmp, path)
+
+
+def _validate_part(ctx: Context, part: str, archs, path: Path, store: bool, deadline: float) -> dict:
+    try:
+        report = validate(path, archs, store=store, progress=False, deadline=deadline,
+                          network_s=ctx.costs.get("s_per_network"))
+    except LatbenchError as err:
+        ctx.say(f"{part}: {err}")
+        _write_report(ctx, part, {"error": str(err)})
+        return {"networks": 0, "error": str(err)}
+    _write_report(ctx, part, report)
+    cal = report.get("calibrated_held_out") or report.get("stored_calibration") or {}
+    ctx.say(f"{part}: {report['networks']} networks, raw sum within 3 % "
+            f"{report['raw_sum']['within_3_pct']:.0f} % (bias {report['raw_sum']['bias_pct']:+.1f} %)"
+            + (f"; calibrated within 3 % {cal['within_3_pct']:.0f} %, max {cal['max_abs_pct_error']:.1f} %"
+               if cal else ""))
+    return {"networks": report["networks"], "blocks_added": report["blocks_added"],
+            "s_per_key": report["s_per_key"], "cut": report["cut_by_deadline"]}
+
+
+def step_validate(ctx: Context) -> dict:
+    """Held-out Sobol networks (keys network by network, then end to end), the calibration fitted
+    and stored; then the reference networks end to end against it."""
+    _, _, path = open_table(ctx)
+    refs = reference_archs(ctx)
+    keep = len(refs) * 2 * ctx.costs.get("s_per_network", 1.0) + 5.0
+    archs = sample_archs(space(ctx), ctx.plan.validate_max, ctx.plan.validate_seed)
+    out = {"sobol": _validate_part(ctx, "sobol", archs, path, True, ctx.deadline - keep)}
+    out["reference"] = _validate_part(ctx, "reference", refs, path, False, ctx.deadline)
+    return out
+
+
+def step_fresh(ctx: Context) -> dict:
+    """Networks of another seed against the calibration stored by an earlier session, not refit:
+    the error a user gets."""
+    _, _, path = open_table(ctx)
+    archs = sample_archs(space(ctx), ctx.plan.fresh_n, ctx.plan.fresh_seed)
+    return _validate_part(ctx, "fresh", archs, path, False, ctx.deadline)
+
+
+def step_more_keys(ctx: Context) -> dict:
+    """Keys of more Sobol networks, while time is left."""
+    be, settings, path = open_table(ctx)
+    specs = sample_specs(space(ctx), ctx.plan.more_networks, ctx.plan.more_seed)
+    summary = build_table(specs, path, be, settings, progress=False, deadline=ctx.deadline)
+    ctx.say(f"{path.name}: {summary.line()}")
+    return summary_dict(summary)
+
+
+def step_cudnn(ctx: Context) -> dict:
+    """cuDNN heuristics against autotuning (torch.backends.cudnn.benchmark) on a few keys and one
+    network: latency and seconds per key of each (nothing is written to the table)."""
+    plan = ctx.plan
+    if plan.device != "cuda" or not plan.cudnn_keys:
+        return {"skipped": "cuDNN applies to CUDA tables only"}
+    settings = HarnessSettings.for_device("cuda", quick=plan.quick)
+    specs = arch_specs(plan.reference[1:2], space(ctx))[:plan.cudnn_keys]
+    arch = reference_archs(ctx)[1]
+    out = {}
+    for flag in (False, True):
+        config = backend_config("cuda", plan.precision, 1, None, plan.protocol, {"cudnn_benchmark": flag})
+        be, monitor = backends.create("torch", config), None
+        rows, seconds = {}, []
+        for spec in specs:
+            if ctx.left() < 3:
+                break
+            t0 = time.perf_counter()
+            rows[spec.key] = measure_row(be, spec, settings, monitor).get("median_us")
+            seconds.append(time.perf_counter() - t0)
+        with whole_network_backend(be).prepare(arch) as exe:
+            net_us = measure_quietly(exe, settings, monitor)[0].median_us
+        out["autotuned" if flag else "heuristics"] = {"median_us": rows, "s_per_key": float(np.mean(seconds)),
+                                                      "network": arch.name, "network_us": net_us}
+        ctx.say(f"cudnn benchmark={flag}: {float(np.mean(seconds)):.3f} s/key, {arch.name} {net_us:.1f} us")
+    h, a = out["heuristics"]["median_us"], out["autotuned"]["median_us"]
+    ratios = [a[k] / h[k] for k in h if a.get(k) and h.get(k)]
+    out["autotuned_over_heuristics_median"] = float(np.median(ratios)) if ratios else None
+    return out
+
+
+def _run_tool(ctx: Context, argv: list[str]) -> dict:
+    """Run a command of the repository with the time left; its output goes to the session log."""
+    try:
+        proc = subprocess.run(argv, cwd=ctx.repo, timeout=max(1.0, ctx.left()), check=False)
+    except subprocess.TimeoutExpired:
+        return {"rc": None, "stopped": "deadline"}
+    return {"rc": proc.returncode}
+
+
+def step_gpu_tests(ctx: Context) -> dict:
+    """pytest -m gpu on this machine (on a CPU every test skips, saying why)."""
+    folder = ctx.repo / "tests" / "gpu"
+    if not folder.is_dir():
+        return {"skipped": "no tests/ in this installation"}
+    return _run_tool(ctx, [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider",
+                           str(folder)])
+
+
+def step_harness(ctx: Context) -> dict:
+    """bench/harness_bench.py: latbench's harness beside its peers; a row per block as it ends."""
+    script = ctx.repo / "bench" / "harness_bench.py"
+    if not script.is_file():
+        return {"skipped": "no bench/ in this installation"}
+    argv = [sys.executable, str(script), "--device", ctx.plan.device, "--jsonl",
+            str(ctx.work / "harness_bench.jsonl"), "--budget-s", f"{max(1.0, ctx.left() - 5):.0f}",
+            *ctx.plan.harness_args]
+    return _run_tool(ctx, argv)
+
+
+STEPS = {"smoke": step_smoke, "reference": step_reference, "validate": step_validate,
+         "gpu-tests": step_gpu_tests, "harness": step_harness, "cudnn": step_cudnn,
+         "fresh": step_fresh, "more-keys": step_more_keys}
+
+
+def run_step(name: str, work: Path, until_epoch: float) -> int:
+    """Entry point of a step's process; writes work/steps/NAME.json; returns the exit code."""
+    raw = json.loads((work / "context.json").read_text())
+    ctx = Context(Plan.from_dict(raw["plan"]), work, Path(raw["repo"]), Path(raw["tables"]),
+                  time.monotonic() + (until_epoch - time.time()), raw.get("costs", {}))
+    t0 = time.perf_counter()
+    try:
+        result = {"status": "ok"} | STEPS[name](ctx)
+        code = 0
+    except (LatbenchError, TableError) as err:
+        ctx.say(f"{name}: {err}")
+        result, code = {"status": "failed", "reason": str(err)}, 1
+    except Exception as err:  # noqa: BLE001 - a step's crash is reported; the session goes on
+        import traceback
+
+        traceback.print_exc()
+        result, code = {"status": "failed", "reason": f"{type(err).__name__}: {err}"[:300]}, 1
+    result["seconds"] = round(time.perf_counter() - t0, 2)
+    (work / "steps").mkdir(exist_ok=True)
+    (work / "steps" / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    return code
+
+
+__all__ = ["STEPS", "run_step"]
