@@ -14,7 +14,7 @@ moved, graph captured) and takes one median from it. Per method and block:
 
 Methods:
 
-* latbench, once per cache protocol of `--protocols` (backend.prepare + build.measure_quietly with
+* latbench, once per cache protocol of `--protocols` (backend.prepare + rows.measure_quietly with
   the GPU clock / CPU contention monitor, as build-table runs it);
 * cuda-graph loop (GPU): the BN-folded channels_last module (fp16 by default) in one CUDA graph that
   replays it U times, U chosen by a small probe graph so one replay lasts about 2 ms; CUDA events
@@ -61,19 +61,20 @@ import torch  # noqa: E402
 import latbench  # noqa: E402
 from latbench import backends, env, load_arch  # noqa: E402
 from latbench.backends.base import BackendConfig  # noqa: E402
-from latbench.build import measure_quietly, monitor_for  # noqa: E402
+from latbench.rows import measure_quietly, monitor_for  # noqa: E402
 from latbench.builders import example_input  # noqa: E402
 from latbench.errors import LatbenchError  # noqa: E402
 from latbench.harness import HarnessSettings, measure  # noqa: E402
 from latbench.keysets import grid_specs, unique  # noqa: E402
-from latbench.onnx_export import inference_model, torch_dtype  # noqa: E402
+from latbench.builders import inference_model  # noqa: E402
+from latbench.precision import torch_dtype  # noqa: E402
 from latbench.spec import BlockSpec  # noqa: E402
 
 #: A method: block -> (median per execution in us, seconds spent preparing and timing it).
 Method = Callable[[BlockSpec], tuple[float, float]]
 
 #: One replay of the plain loop's graph lasts about this long: the launch (a few us) is then
-#: below 0.5 % of it (the protocol of measurement.md's baseline).
+#: below 0.5 % of it (the protocol of the H200 baseline in the project's measurement notes).
 GRAPH_REPLAY_S = 0.002
 GRAPH_PROBE_CALLS = 16
 #: Bounds the capture time of blocks of a few us (each captured call costs host time).
@@ -443,7 +444,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def reference_settings(device: str, quick: bool) -> HarnessSettings:
     """Longer samples and more of them than a table row gets. GPU samples agree to ~0.02 %
-    (measurement.md), so 0.5 s is plenty there; CPU samples need seconds."""
+    (the project's H200 measurement notes), so 0.5 s is plenty there; CPU samples need seconds."""
     base = HarnessSettings.for_device(device, quick=quick)
     min_time = {("cpu", False): 3.0, ("cuda", False): 0.5, ("cpu", True): 0.3, ("cuda", True): 0.1}
     return replace(base, sample_s=base.sample_s * (2 if quick else 5), min_samples=11 if quick else 25,
@@ -470,9 +471,9 @@ def setup(args, specs: list[BlockSpec]) -> tuple[dict[str, Method], Callable, di
     methods = {f"latbench {p}": latbench_method(backends.create("torch", config(protocol=p)), settings)
                for p in args.protocols}
     if args.device == "cuda":
-        # Peers get what latbench's tables are measured with (measurement.md: cudnn.benchmark on).
-        torch.backends.cudnn.benchmark = True
-        device = env.cuda_device_info()
+        # The torch backend has set cuDNN to its heuristics (process-wide, as latbench's tables are
+        # measured): the peers run the same kernels, so the comparison is of the timing alone.
+        device = env.cuda_device_info() | {"cudnn_benchmark": bool(torch.backends.cudnn.benchmark)}
     else:
         # Peers run in this process at latbench's CPU thread count, whatever its backend does.
         torch.set_num_threads(config(protocol="warm").cpu_threads)

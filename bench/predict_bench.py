@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from latbench.env import cpu_name  # noqa: E402
 from latbench.predictor import Predictor  # noqa: E402
 from latbench.table import load_table  # noqa: E402
-from nas.space import load_space  # noqa: E402
+from latbench.space import load_space  # noqa: E402
 
 
 def main() -> None:

@@ -24,8 +24,8 @@ from scipy import stats
 
 from nas.executors import LocalExecutor
 from nas.pool import make_pool
-from nas.propose import ProposeSettings, propose
-from nas.space import load_space
+from nas.propose import METHODS, Observations, sampler_for, scale, trial_rng
+from latbench.space import load_space
 
 
 def train_all(space, X, train: dict, parallel: int, cache: Path, label: str) -> np.ndarray:
@@ -60,14 +60,17 @@ def replay(method: str, space, X: np.ndarray, acc: np.ndarray, budget: int, seed
     """Best-so-far top-1 after each trial of one run."""
     if method == "tpe":
         return replay_tpe(space, X, acc, budget, seed)
-    settings = ProposeSettings(method=method, seed=seed)
+    sampler = sampler_for(method, seed=seed)
+    Xs = scale(X, space.cardinalities)
+    nothing_running = np.zeros((0, X.shape[1]))
     used, best, curve = [], -np.inf, []
     for t in range(budget):
         free = np.setdiff1d(np.arange(len(X)), used)
-        Xh = X[used] if used else np.zeros((0, X.shape[1]), np.int64)
-        pick, _ = propose(settings, space.cardinalities, X[free], Xh, acc[used] / 100.0,
-                          np.zeros((0, X.shape[1])), trial=t)
-        used.append(int(free[pick]))
+        proposal = sampler.propose(Observations(Xs[used], acc[used] / 100.0), Xs[free], nothing_running,
+                                   trial_rng(seed, t))
+        if "fallback" in proposal.info:  # a random pick inside a BO run: the comparison should say so
+            print(f"  {method} seed {seed} trial {t}: picked at random, BO failed ({proposal.info['fallback']})")
+        used.append(int(free[proposal.index]))
         best = max(best, acc[used[-1]])
         curve.append(best)
     return np.array(curve)
@@ -124,7 +127,7 @@ def main() -> None:
     acc = train_all(space, X, train, args.parallel, cache, f"e{args.epochs}")
     print(f"candidates: top-1 min {acc.min():.2f}, median {np.median(acc):.2f}, max {acc.max():.2f} %")
 
-    methods = ["random", "bo", "lamcts"]
+    methods = ["random", *(m for m in METHODS if m != "random")]  # random first: it sets the target
     try:
         import optuna  # noqa: F401
 

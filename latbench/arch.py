@@ -1,63 +1,59 @@
 """Whole networks: a stage-wise description (`StagedArch`) and its expansion (`Arch`).
 
 `Arch` is what everything downstream consumes: the input resolution and the ordered block specs,
-each with its input shape. `StagedArch` is the compact per-stage form of latbench's JSON files and
-of the 41-integer encoding: the first layer of a stage carries the stage's stride and channel
-change, the others are stride 1, out -> out, with the same settings (gpunet.md). A stage may have
-zero layers and still keep its settings, so encodings round-trip exactly.
+each with its input shape. `StagedArch` is the compact form of architecture files and of space
+encodings: a stem, stages and a classifier, each given as `BlockArgs` (a block apart from its
+input). The first layer of a stage carries the stage's stride and channel change, the others are
+stride 1, out -> out, with the same settings (gpunet.md). A stage may have zero layers and still
+keep its settings, so encodings round-trip exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from latbench.blocks import KINDS, BlockArgs, BlockSpec
+from latbench.blocks import MAX_SIZE as MAX_RESOLUTION
 from latbench.errors import ArchError, SpecError
-from latbench.spec import MAX_SIZE as MAX_RESOLUTION, BlockSpec
 
 
-@dataclass(frozen=True)
-class HeadSpec:
-    """Stem convolution (GPUNet stage 0): in_channels -> filters, kernel x kernel, stride."""
+def HeadSpec(filters: int, kernel: int = 3, stride: int = 2, act: str = "swish") -> BlockArgs:  # noqa: N802
+    """The stem of GPUNet (stage 0): in_channels -> filters, kernel x kernel, stride."""
+    return BlockArgs(kind="head", out_channels=filters, kernel=kernel, stride=stride, act=act)
 
-    filters: int
-    kernel: int = 3
-    stride: int = 2
-    act: str = "swish"
+
+def TailSpec(filters: int = 1280, classes: int = 1000, act: str = "relu") -> BlockArgs:  # noqa: N802
+    """GPUNet's classifier: 1x1 conv to `filters`, BN, activation, pool, dropout, linear."""
+    return BlockArgs(kind="tail", out_channels=filters, classes=classes, act=act, kernel=1)
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """A run of `layers` identical blocks; only the first changes channels and strides."""
+    """A run of `layers` blocks like `block`; only the first changes channels and strides."""
 
     stage: int
-    block: str
-    filters: int
     layers: int
-    kernel: int = 3
-    stride: int = 1
-    expansion: float = 1.0
-    se: bool = False
-    act: str = "relu"
+    block: BlockArgs
 
+    @classmethod
+    def of(cls, stage: int, kind: str, filters: int, layers: int, **args) -> "StageSpec":
+        """A stage from its kind, width and depth, and any other BlockArgs field."""
+        return cls(stage, layers, BlockArgs(kind=kind, out_channels=filters, **args))
 
-@dataclass(frozen=True)
-class TailSpec:
-    """1x1 conv to `filters`, BN, activation, global pool, dropout, linear to `classes`."""
-
-    filters: int = 1280
-    classes: int = 1000
-    act: str = "relu"
+    @property
+    def filters(self) -> int:
+        return self.block.out_channels
 
 
 @dataclass(frozen=True)
 class Arch:
     """A network as the ordered list of its blocks.
 
-    resolution: input height = width in pixels. blocks: head first, tail last, each with its
-    input shape. stage_of: stage number of each block (head 0, tail after the last stage).
-    staged: the stage-wise description when the network has one (not part of equality: two
-    archs are equal when their blocks are).
+    resolution: input height = width in pixels. blocks: stem first, classifier last, each with
+    its input shape. stage_of: stage number of each block (stem 0, classifier after the last
+    stage). staged: the stage-wise description when the network has one (not part of equality:
+    two archs are equal when their blocks are).
     """
 
     resolution: int
@@ -106,37 +102,36 @@ def _check_resolution(resolution, label: str) -> None:
 
 
 def check_chain(resolution: int, blocks: tuple[BlockSpec, ...], name: str = "") -> None:
-    """Raise ArchError unless blocks run head -> ... -> tail with matching channels and sizes."""
+    """Raise ArchError unless blocks run stem -> ... -> classifier with matching shapes."""
     label = name or "arch"
     _check_resolution(resolution, label)
-    if len(blocks) < 2 or blocks[0].kind != "head" or blocks[-1].kind != "tail":
-        raise ArchError(f"{label}: a network needs a head first and a tail last")
+    role = lambda b: KINDS[b.kind].role  # noqa: E731
+    if len(blocks) < 2 or role(blocks[0]) != "stem" or role(blocks[-1]) != "classifier":
+        raise ArchError(f"{label}: a network needs a stem (head) first and a classifier (tail) last")
     if (blocks[0].height, blocks[0].width) != (resolution, resolution):
         raise ArchError(f"{label}: the head's input must be {resolution}x{resolution}")
     for i, (prev, block) in enumerate(zip(blocks, blocks[1:]), start=1):
         where = f"{label}: block {i} ({block.kind})"
-        if block.kind == "head" or (block.kind == "tail" and i != len(blocks) - 1):
-            raise ArchError(f"{where}: head and tail may appear only first and last")
+        if role(block) == "stem" or (role(block) == "classifier" and i != len(blocks) - 1):
+            raise ArchError(f"{where}: the stem and the classifier may appear only first and last")
         if block.in_channels != prev.out_channels:
             raise ArchError(
                 f"{where}: in_channels {block.in_channels} does not chain with the previous "
-                f"block's out_channels {prev.out_channels}"
-            )
+                f"block's out_channels {prev.out_channels}")
         if (block.height, block.width) != (prev.out_height, prev.out_width):
             raise ArchError(
                 f"{where}: input {block.height}x{block.width} does not match the previous "
-                f"block's output {prev.out_height}x{prev.out_width}"
-            )
+                f"block's output {prev.out_height}x{prev.out_width}")
 
 
 @dataclass(frozen=True)
 class StagedArch:
-    """The stage-wise description of a network (latbench's JSON and the 41-integer encoding)."""
+    """The stage-wise description of a network (architecture files and space encodings)."""
 
     resolution: int
-    head: HeadSpec
+    head: BlockArgs
     stages: tuple[StageSpec, ...]
-    tail: TailSpec
+    tail: BlockArgs
     in_channels: int = 3
     name: str = ""
 
@@ -147,10 +142,10 @@ class StagedArch:
         size, channels = self.resolution, self.in_channels
         blocks, stage_of = [], []
 
-        def add(stage: int, where: str, **kw) -> None:
+        def add(stage: int, where: str, args: BlockArgs) -> None:
             nonlocal size, channels
             try:
-                block = BlockSpec(height=size, width=size, in_channels=channels, **kw)
+                block = BlockSpec.at(args, channels, size, size)
             except SpecError as err:
                 raise ArchError(f"{label}: {where}: {err}") from None
             blocks.append(block)
@@ -158,52 +153,42 @@ class StagedArch:
             size, channels = block.out_height, block.out_channels
 
         _check_resolution(self.resolution, label)
-        h = self.head
-        add(0, "head", kind="head", out_channels=h.filters, kernel=h.kernel, stride=h.stride, act=h.act)
+        add(0, "head", self.head)
         for st in self.stages:
             if isinstance(st.layers, bool) or not isinstance(st.layers, int) or st.layers < 0:
                 raise ArchError(f"{label}: stage {st.stage}: layers must be an integer >= 0, got {st.layers!r}")
             for layer in range(st.layers):
-                add(
-                    st.stage, f"stage {st.stage} layer {layer + 1}", kind=st.block,
-                    out_channels=st.filters, kernel=st.kernel,
-                    stride=st.stride if layer == 0 else 1, expansion=st.expansion, se=st.se, act=st.act,
-                )
+                args = st.block if layer == 0 else replace(st.block, stride=1)
+                add(st.stage, f"stage {st.stage} layer {layer + 1}", args)
         last = max([0] + [st.stage for st in self.stages]) + 1
-        t = self.tail
-        add(last, "tail", kind="tail", out_channels=t.filters, kernel=1, stride=1, act=t.act, classes=t.classes)
+        add(last, "tail", self.tail)
         return Arch(self.resolution, tuple(blocks), tuple(stage_of), self.name, self)
+
+
+def stage_args(block: BlockSpec) -> BlockArgs:
+    """A placed block's args, with its residual left to the kind's rule where it follows it (so
+    a stage's first and later layers compare equal)."""
+    args = block.args()
+    default = KINDS[block.kind].default_skip(block)
+    return replace(args, skip=None if block.skip == default else block.skip)
 
 
 def staged_from_blocks(arch: Arch) -> StagedArch | None:
     """Recover the stage-wise form of an expanded network, or None if a stage is not uniform.
 
     Uniform means: within a stage, the first layer may change channels and stride, the rest are
-    stride 1, out -> out, with the first layer's kernel, expansion, SE and activation.
+    stride 1, out -> out, with the first layer's other settings.
     """
-    head, tail = arch.blocks[0], arch.blocks[-1]
     stages = []
     for stage, blocks in arch.stages()[1:-1]:
-        first = blocks[0]
-        for b in blocks[1:]:
-            same = (b.kind, b.kernel, b.expansion, b.se, b.act) == (
-                first.kind, first.kernel, first.expansion, first.se, first.act
-            )
-            chained = b.in_channels == b.out_channels == first.out_channels
-            if not same or b.stride != 1 or not chained:
+        first = stage_args(blocks[0])
+        rest = [stage_args(b) for b in blocks[1:]]
+        if rest and rest[0].skip is not None:  # an explicit residual rule applies to the stage
+            first = replace(first, skip=rest[0].skip)
+        for b, args in zip(blocks[1:], rest):
+            if args != replace(first, stride=1) or not b.in_channels == b.out_channels == first.out_channels:
                 return None
-        stages.append(
-            StageSpec(
-                stage=stage, block=first.kind, filters=first.out_channels, layers=len(blocks),
-                kernel=first.kernel, stride=first.stride, expansion=first.expansion, se=first.se,
-                act=first.act,
-            )
-        )
-    return StagedArch(
-        resolution=arch.resolution,
-        head=HeadSpec(head.out_channels, head.kernel, head.stride, head.act),
-        stages=tuple(stages),
-        tail=TailSpec(tail.out_channels, tail.classes, tail.act),
-        in_channels=head.in_channels,
-        name=arch.name,
-    )
+        stages.append(StageSpec(stage, len(blocks), first))
+    head, tail = arch.blocks[0], arch.blocks[-1]
+    return StagedArch(resolution=arch.resolution, head=stage_args(head), stages=tuple(stages),
+                      tail=stage_args(tail), in_channels=head.in_channels, name=arch.name)

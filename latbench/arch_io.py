@@ -16,9 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from latbench import resources
-from latbench.arch import Arch, HeadSpec, StageSpec, StagedArch, TailSpec, staged_from_blocks
+from latbench.arch import Arch, StageSpec, StagedArch, staged_from_blocks
+from latbench.blocks import KINDS, BlockArgs, BlockKind, BlockSpec
 from latbench.errors import ArchError, LatbenchError, SpecError
-from latbench.spec import BlockSpec
+from latbench.space import load_space
 
 _VECTOR = re.compile(r"\s*\[?\s*-?\d+(\s*,\s*-?\d+)*\s*\]?\s*")
 _TYPES = {
@@ -28,6 +29,7 @@ _TYPES = {
     str: "a string",
     dict: "a JSON object",
     list: "a JSON list",
+    (bool, int): "true, false or an SE variant number",
 }
 
 
@@ -37,6 +39,7 @@ def _check_type(value, kind, where: str):
         or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
         or (kind is bool and isinstance(value, bool))
         or (kind in (str, dict, list) and isinstance(value, kind))
+        or (kind == (bool, int) and isinstance(value, int))
     )
     if not ok:
         raise ArchError(f"{where}: must be {_TYPES[kind]}, got {json.dumps(value)}")
@@ -68,7 +71,32 @@ def _fields(obj, where: str, required: dict, optional: dict | None = None) -> di
 
 
 # -- (a) latbench stage-wise JSON -----------------------------------------------------------------
-_STAGE_REQUIRED = {"block": str, "filters": int, "layers": int, "kernel": int, "stride": int, "act": str}
+#: JSON field of a stage -> BlockArgs field; which fields a stage takes depends on its kind.
+_STAGE_FIELDS = {"filters": "out_channels", "kernel": "kernel", "stride": "stride", "expansion": "expansion",
+                 "se": "se", "act": "act", "skip": "skip", "groups": "groups", "classes": "classes"}
+
+
+def _stage_schema(kind: BlockKind) -> tuple[dict, dict]:
+    """(required, optional) JSON fields of a stage of `kind`, from the kind's tokens."""
+    required = {"filters": int, "layers": int, "kernel": int, "stride": int, "act": str}
+    optional: dict = {}
+    if "e" in kind.tokens:
+        required["expansion"] = float
+    if "se" in kind.tokens:
+        optional["se"] = ((bool, int), 0)
+    if kind.skippable:
+        optional["skip"] = (bool, None)
+    if "g" in kind.tokens:
+        optional["groups"] = (int, 1)
+    return required, optional
+
+
+def _args(kind: str, values: dict, where: str) -> BlockArgs:
+    try:
+        return BlockArgs(kind=kind, **{_STAGE_FIELDS[k]: v for k, v in values.items()
+                                      if k in _STAGE_FIELDS and v is not None})
+    except SpecError as err:
+        raise ArchError(f"{where}: {err}") from None
 
 
 def staged_from_json(obj: dict, source: str = "arch") -> StagedArch:
@@ -79,51 +107,71 @@ def staged_from_json(obj: dict, source: str = "arch") -> StagedArch:
          "source": (str, "")},
     )
     head = _fields(top["head"], f"{source}: head", {"filters": int},
-                   {"kernel": (int, 3), "stride": (int, 2), "act": (str, "swish")})
+                   {"kernel": (int, 3), "stride": (int, 2), "act": (str, "swish"), "block": (str, "head")})
     tail = _fields(top["tail"], f"{source}: tail", {"filters": int},
-                   {"classes": (int, 1000), "act": (str, "relu")})
+                   {"classes": (int, 1000), "act": (str, "relu"), "block": (str, "tail")})
     stages, last = [], 0
     for i, st in enumerate(top["stages"]):
         where = f"{source}: stages[{i}]"
-        block = st.get("block") if isinstance(st, dict) else None
-        if isinstance(st, dict) and "block" in st and block not in ("conv", "irb", "fused_irb"):
-            raise ArchError(f"{where}.block: unknown block {block!r}; expected conv, fused_irb or irb")
-        expanding = block in ("irb", "fused_irb")
-        optional = {"stage": (int, last + 1)}
-        if expanding:
-            optional |= {"expansion": (float, None), "se": (bool, False)}
-        f = _fields(st, where, _STAGE_REQUIRED, optional)
-        if expanding and f["expansion"] is None:
-            raise ArchError(f"{where}: missing field 'expansion'")
+        if not isinstance(st, dict):
+            raise ArchError(f"{where}: must be a JSON object, got {json.dumps(st)[:60]}")
+        if "block" not in st:
+            raise ArchError(f"{where}: missing field 'block' (the stage's block kind)")
+        name = st["block"]
+        kind = _body_kind(name, f"{where}.block")
+        required, optional = _stage_schema(kind)
+        f = _fields({k: v for k, v in st.items() if k != "block"}, where, required,
+                    optional | {"stage": (int, last + 1)})
         if f["stage"] <= last:
             raise ArchError(f"{where}.stage: stage numbers must increase from 1, got {f['stage']}")
         last = f["stage"]
-        stages.append(StageSpec(**{k: v for k, v in f.items() if v is not None}))
+        stages.append(StageSpec(f["stage"], f["layers"], _args(name, f, where)))
     return StagedArch(
-        resolution=top["resolution"], head=HeadSpec(**head), stages=tuple(stages),
-        tail=TailSpec(**tail), in_channels=top["in_channels"], name=top["name"],
+        resolution=top["resolution"], head=_args(head.pop("block"), head, f"{source}: head"),
+        stages=tuple(stages), tail=_args(tail.pop("block"), tail | {"kernel": 1}, f"{source}: tail"),
+        in_channels=top["in_channels"], name=top["name"],
     )
+
+
+def _body_kind(name, where: str) -> BlockKind:
+    body = [k for k, v in KINDS.items() if v.role == "body"]
+    if not isinstance(name, str) or name not in body:
+        raise ArchError(f"{where}: unknown block {name!r}; expected one of {', '.join(body)}")
+    return KINDS[name]
+
+
+def _args_json(args: BlockArgs, kind: BlockKind) -> dict:
+    """The JSON fields of a stage's block args (those its kind has, defaults left out)."""
+    d = {"filters": args.out_channels, "kernel": args.kernel, "stride": args.stride}
+    if "e" in kind.tokens:
+        d["expansion"] = _number(args.expansion)
+    if "se" in kind.tokens:
+        d["se"] = args.se if args.se > 1 else bool(args.se)
+    if args.skip is not None:
+        d["skip"] = args.skip
+    if args.groups != 1:
+        d["groups"] = args.groups
+    return d | {"act": args.act}
 
 
 def staged_to_json(staged: StagedArch) -> dict:
     """The latbench JSON object of a stage-wise network (inverse of `staged_from_json`)."""
     def stage(st: StageSpec) -> dict:
-        d = {"stage": st.stage, "block": st.block, "filters": st.filters, "layers": st.layers,
-             "kernel": st.kernel, "stride": st.stride}
-        if st.block in ("irb", "fused_irb"):
-            d |= {"expansion": _number(st.expansion), "se": st.se}
-        return d | {"act": st.act}
+        d = {"stage": st.stage, "block": st.block.kind, "layers": st.layers}
+        return d | _args_json(st.block, KINDS[st.block.kind])
 
     h, t = staged.head, staged.tail
     obj = {"format": "latbench-arch/1"}
     if staged.name:
         obj["name"] = staged.name
+    head = {"filters": h.out_channels, "kernel": h.kernel, "stride": h.stride, "act": h.act}
+    tail = {"filters": t.out_channels, "classes": t.classes, "act": t.act}
     return obj | {
         "resolution": staged.resolution,
         "in_channels": staged.in_channels,
-        "head": {"filters": h.filters, "kernel": h.kernel, "stride": h.stride, "act": h.act},
+        "head": head | ({"block": h.kind} if h.kind != "head" else {}),
         "stages": [stage(st) for st in staged.stages],
-        "tail": {"filters": t.filters, "classes": t.classes, "act": t.act},
+        "tail": tail | ({"block": t.kind} if t.kind != "tail" else {}),
     }
 
 
@@ -203,9 +251,12 @@ def arch_from_nvidia(layers: list, source: str = "arch") -> Arch:
 
 
 def arch_to_nvidia(arch: Arch) -> list:
-    """NVIDIA's layer-list form of any network."""
+    """NVIDIA's layer-list form of a network of GPUNet's kinds (ArchError for any other)."""
     out: list[dict] = [{"layer_type": "data", "img_resolution": arch.resolution, "distill": False}]
-    for stage, b in zip(arch.stage_of, arch.blocks):
+    for i, (stage, b) in enumerate(zip(arch.stage_of, arch.blocks)):
+        if b.kind not in _NV_LAYER or b.se > 1 or b.skip != KINDS[b.kind].default_skip(b):
+            raise ArchError(f"{arch.name or 'arch'}: block {i} ({b.key}) has no form in NVIDIA's GPUNet "
+                            "layer list; write latbench JSON instead")
         layer = {"layer_type": b.kind, "num_in_channels": b.in_channels, "num_out_channels": b.out_channels}
         if b.kind == "head":
             layer["act"] = b.act
@@ -214,7 +265,7 @@ def arch_to_nvidia(arch: Arch) -> list:
         else:
             layer |= {"stride": b.stride, "kernel_size": b.kernel}
             if b.kind != "conv":
-                layer |= {"expansion": _number(b.expansion), "use_se": b.se}
+                layer |= {"expansion": _number(b.expansion), "use_se": bool(b.se)}
             layer |= {"act": b.act, "stage": stage}
         out.append(layer)
     return out
@@ -244,8 +295,6 @@ def arch_from_obj(obj, source: str = "arch", space=None) -> Arch:
 
 
 def _decode(vector: list[int], source: str, space) -> Arch:
-    from nas.space import load_space  # nas imports latbench: import here to keep the layering
-
     space = space or load_space()
     try:
         return space.decode(vector)

@@ -19,15 +19,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from latbench.spec import KINDS
+from latbench.blocks import KINDS
 
+#: Candidate models by their features; "per_kind" stands for one "<kind>_us" column per block kind
+#: present in the networks fitted on (kinds no network has would only add empty columns).
 MODELS = {
     "linear": ("sum_us", "n_blocks", "one"),
-    "per-kind": tuple(f"{k}_us" for k in KINDS) + ("n_blocks", "one"),
+    "per-kind": ("per_kind", "n_blocks", "one"),
     "linear+weights": ("sum_us", "n_blocks", "weight_mb", "weight_over_cache", "one"),
-    "per-kind+weights": tuple(f"{k}_us" for k in KINDS) + ("n_blocks", "weight_mb", "weight_over_cache", "one"),
+    "per-kind+weights": ("per_kind", "n_blocks", "weight_mb", "weight_over_cache", "one"),
 }
 RIDGE = 1e-6
+
+
+def model_features(model: str, features: dict) -> tuple[str, ...]:
+    """The feature columns of `model` for these networks."""
+    kinds = tuple(f"{k}_us" for k in KINDS if np.any(np.asarray(features[f"{k}_us"]) != 0))
+    return tuple(c for name in MODELS[model] for c in (kinds if name == "per_kind" else (name,)))
 
 
 def network_features(sum_ns, n_blocks, kind_ns: dict, weight_bytes, cache_bytes: int) -> dict:
@@ -48,11 +56,37 @@ def apply(calibration: dict, features: dict) -> np.ndarray:
     return acc
 
 
-def in_range(calibration: dict, sum_us: float, slack: float = 1.5) -> bool:
-    """Whether a raw sum lies within (a factor `slack` of) the range the calibration was fitted
-    on; outside it the correction is an extrapolation."""
+#: How far beyond the fitted range of raw sums a calibration is applied as fitted (a factor).
+SLACK = 1.5
+#: Bounds of the correction ratio (calibrated / raw sum) for calibrations stored without their own.
+DEFAULT_RATIO_RANGE = (0.5, 2.0)
+
+
+def in_range(calibration: dict, sum_us, slack: float = SLACK):
+    """Whether raw sums lie within (a factor `slack` of) the range the calibration was fitted on;
+    outside it the fitted form is an extrapolation. Scalars or arrays."""
     lo, hi = calibration.get("fitted_range_us", (0.0, float("inf")))
-    return lo / slack <= sum_us <= hi * slack
+    s = np.asarray(sum_us, dtype=np.float64)
+    return (lo / slack <= s) & (s <= hi * slack)
+
+
+def apply_bounded(calibration: dict, features: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(calibrated latency in microseconds, mask of networks outside the fitted range).
+
+    Inside the range the fitted form applies. Outside it, a linear form with an intercept can
+    run away (a CPU calibration fitted on 1-2 ms networks moved 100 ms networks by 5-24 %), so
+    the network gets its raw sum times the correction ratio (calibrated / raw) clamped to the
+    ratios the calibration gave the networks it was fitted on: a bounded, proportional
+    correction.
+    """
+    sums = np.asarray(features["sum_us"], dtype=np.float64)
+    value = apply(calibration, features)
+    outside = ~in_range(calibration, sums)
+    if outside.any():
+        lo, hi = calibration.get("ratio_range") or DEFAULT_RATIO_RANGE
+        ratio = np.clip(value / np.maximum(sums, 1e-12), lo, hi)
+        value = np.where(outside, sums * ratio, value)
+    return value, outside
 
 
 def _fit(F: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -103,20 +137,24 @@ def fit_calibration(features: dict, measured_us, cache_bytes: int, models=None) 
     leave-one-out metrics and the held-out predictions of the chosen one).
     """
     y = np.asarray(measured_us, dtype=np.float64)
-    names = [m for m in (models or MODELS) if len(MODELS[m]) < len(y) - 1]
+    columns = {m: model_features(m, features) for m in (models or MODELS)}
+    names = [m for m in columns if len(columns[m]) < len(y) - 1]
     if not names:
         raise ValueError(f"{len(y)} networks are too few to fit a calibration (need at least 5)")
     candidates = {}
     for name in names:
-        F = np.stack([features[c] for c in MODELS[name]], axis=1)
+        F = np.stack([features[c] for c in columns[name]], axis=1)
         held_out = _loo(F, y)
         candidates[name] = {"loo": error_report(y, held_out), "held_out_us": held_out.tolist()}
     best = min(names, key=lambda n: (candidates[n]["loo"]["mean_abs_pct_error"],
                                      candidates[n]["loo"]["max_abs_pct_error"]))
-    F = np.stack([features[c] for c in MODELS[best]], axis=1)
+    F = np.stack([features[c] for c in columns[best]], axis=1)
     sums = np.asarray(features["sum_us"])
-    record = {"model": best, "features": list(MODELS[best]), "coef": _fit(F, y).tolist(),
+    coef = _fit(F, y)
+    ratios = (F @ coef) / sums
+    record = {"model": best, "features": list(columns[best]), "coef": coef.tolist(),
               "cache_bytes": int(cache_bytes), "n_networks": int(len(y)),
               "fitted_range_us": [float(sums.min()), float(sums.max())],
+              "ratio_range": [float(ratios.min()), float(ratios.max())],
               "cv": candidates[best]["loo"] | {"method": "leave-one-out"}}
     return record, {"chosen": best, "candidates": candidates}

@@ -10,11 +10,14 @@ A worker that dies is restarted by Ray and its key re-run.
 
 from __future__ import annotations
 
+from latbench import backends, env
 from latbench.backends.base import BackendConfig
-from latbench.build import BuildSummary, failed_row, pending_specs, record
+from latbench.build import BuildSummary, pending_specs, record
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings
 from latbench.progress import Progress
+from latbench.provenance import table_meta
+from latbench.rows import failed_row, measure_row, monitor_for
 from latbench.table import TableWriter, identity_diff
 
 IN_FLIGHT = 2
@@ -32,21 +35,14 @@ class _Worker:
     """Body of the Ray actor: one backend, measuring the keys it is sent."""
 
     def __init__(self, name: str, config: BackendConfig, settings: HarnessSettings):
-        from latbench import backends
-        from latbench.build import monitor_for
-
         self.backend = backends.create(name, config)
         self.settings = settings
         self.monitor = monitor_for(config)
 
     def meta(self) -> dict:
-        from latbench.build import table_meta
-
         return table_meta(self.backend, self.settings)
 
     def measure(self, spec) -> dict:
-        from latbench.build import measure_row
-
         return measure_row(self.backend, spec, self.settings, self.monitor)
 
 
@@ -63,6 +59,20 @@ def connect(address: str, num_cpus: int | None = None):
     return ray
 
 
+def _resolve_here(backend: str, device: str | None) -> tuple[str, str, str]:
+    return backends.resolve(backend, device)
+
+
+def resolve_on_cluster(ray, backend: str, device: str | None) -> tuple[str, str, str]:
+    """`backends.resolve` run on a worker, where the blocks will be measured: the driver may have
+    no GPU (or no TensorRT) while the workers do. (name, device, why)."""
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    want_gpu = device != "cpu" and gpus > 0
+    task = ray.remote(num_gpus=1 if want_gpu else 0, num_cpus=0 if want_gpu else 1)(_resolve_here)
+    name, dev, why = ray.get(task.remote(backend, device if device else ("cuda" if want_gpu else "cpu")))
+    return name, dev, f"{why} (on a Ray worker)"
+
+
 def check_same(metas: list[dict]) -> dict:
     """The common metadata of all workers; LatbenchError naming the first disagreement."""
     for i, m in enumerate(metas[1:], start=1):
@@ -75,8 +85,10 @@ def check_same(metas: list[dict]) -> dict:
 
 def build_table_ray(specs, out, backend_name: str, config: BackendConfig, settings: HarnessSettings,
                     *, address: str = "auto", workers: int | None = None, retry_failed: bool = False,
-                    progress: bool = True) -> BuildSummary:
-    """Measure the missing specs on Ray workers and append their rows to the table at `out`."""
+                    progress: bool = True, gpu: str | None = None) -> BuildSummary:
+    """Measure the missing specs on Ray workers and append their rows to the table at `out`.
+
+    `gpu` (a100, h100, ...) must name the workers' GPU, as `--gpu` must name the local one."""
     ray = connect(address)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if config.device == "cuda":
@@ -92,6 +104,9 @@ def build_table_ray(specs, out, backend_name: str, config: BackendConfig, settin
     pool = [actor.remote(backend_name, config, settings) for _ in range(n)]
     try:
         meta = check_same(ray.get([w.meta.remote() for w in pool]))
+        if gpu and not env.gpu_matches(gpu, meta["device"]["name"]):
+            raise LatbenchError(f"--gpu {gpu} does not match the Ray workers' device ({meta['device']['name']}); "
+                                "run on that GPU or drop --gpu")
         writer = TableWriter(out, {k: v for k, v in meta.items() if k not in ("type", "format")})
         todo = pending_specs(specs, writer, retry_failed)
         summary = BuildSummary(total=len(specs), skipped=len(specs) - len(todo))

@@ -13,7 +13,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-import latbench
+from latbench.nvml import driver_version
+from latbench.version import __version__
 
 
 def package_version(name: str) -> str | None:
@@ -27,7 +28,7 @@ def package_version(name: str) -> str | None:
 def library_versions() -> dict:
     names = ("torch", "onnx", "onnxruntime", "onnx-graphsurgeon", "tensorrt", "numpy", "scipy",
              "pandas", "scikit-learn", "botorch", "ray", "nvidia-ml-py")
-    out = {"latbench": latbench.__version__, "python": platform.python_version()}
+    out = {"latbench": __version__, "python": platform.python_version()}
     out |= {n: v for n in names if (v := package_version(n))}
     return out
 
@@ -79,8 +80,6 @@ def cuda_device_info(index: int = 0) -> dict | None:
         "cuda": torch.version.cuda,
         "cudnn": str(torch.backends.cudnn.version()),
     }
-    from latbench.nvml import driver_version
-
     info["driver"] = driver_version() or "unknown"
     return info
 

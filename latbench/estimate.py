@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from latbench.blocks import KINDS, parse_key
 from latbench.features import block_features, column, spec_matrix
-from latbench.spec import KINDS, parse_key
 
 MIN_ROWS_PER_KIND = 12
 RIDGE = 1e-3
@@ -105,7 +105,7 @@ class Estimator:
                "mean_abs_pct_error": float(np.nanmean(ape)), "per_kind": {}}
         for k in np.unique(kinds):
             a = ape[kinds == k]
-            out["per_kind"][KINDS[k]] = {"rows": int(len(a)), "median_abs_pct_error": float(np.nanmedian(a)),
+            out["per_kind"][list(KINDS)[k]] = {"rows": int(len(a)), "median_abs_pct_error": float(np.nanmedian(a)),
                                          "own_model": int(k) in self.models}
         return out
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Protocol
 
 import numpy as np
@@ -59,7 +60,12 @@ class HarnessSettings:
 
 @dataclass(frozen=True)
 class Measurement:
-    """Per-execution statistics in microseconds; `cov` is std/mean of the samples."""
+    """Per-execution statistics in microseconds; `cov` is std/mean of the samples.
+
+    `samples_us` keeps every sample (microseconds per execution, in the order taken), as
+    torch.utils.benchmark's Measurement does, so that a chart or another statistic can be
+    computed later without measuring again; table rows store the statistics only.
+    """
 
     median_us: float
     p10_us: float
@@ -70,6 +76,7 @@ class Measurement:
     unroll: int
     attempts: int
     wall_s: float
+    samples_us: tuple[float, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_samples(cls, per_exec_s, unroll: int, attempts: int, wall_s: float) -> "Measurement":
@@ -77,7 +84,16 @@ class Measurement:
         mean = float(us.mean())
         cov = float(us.std(ddof=1) / mean) if len(us) > 1 and mean > 0 else 0.0
         p10, med, p90 = np.percentile(us, [10, 50, 90])
-        return cls(float(med), float(p10), float(p90), mean, cov, len(us), unroll, attempts, wall_s)
+        return cls(float(med), float(p10), float(p90), mean, cov, len(us), unroll, attempts, wall_s,
+                   tuple(us.tolist()))
+
+    def percentile(self, q: float) -> float:
+        """The q-th percentile (0-100) of the samples, in microseconds."""
+        return float(np.percentile(self.samples_us, q))
+
+    def stats(self) -> dict:
+        """The statistics a table row stores (no samples)."""
+        return {k: v for k, v in asdict(self).items() if k != "samples_us"}
 
 
 class Timer(Protocol):
@@ -133,14 +149,30 @@ class CpuMonitor:
         return {"cpu_util": round(util, 3), "contended": bool(util < self.min_util)}
 
 
-class Executable(Protocol):
-    """What a backend's `prepare` returns (see latbench.backends.base)."""
+class Executable(ABC):
+    """A prepared block or network, as a backend's `prepare` returns it: `launcher(unroll)` runs
+    it `unroll` times per call, `timer` is the clock for such calls. Use as a context manager, or
+    call `release`."""
 
     timer: Timer
-    min_unroll: int  # unrolls the harness asks for are multiples of this (the copies cycled)
+    #: Extra row columns the backend wants recorded (engine layers, copies, ...).
+    info: dict
+    #: The harness asks only for multiples of this unroll: a CUDA graph must run whole cycles
+    #: through the cold copies.
+    min_unroll: int = 1
 
+    @abstractmethod
     def launcher(self, unroll: int) -> Callable[[], None]:
-        """A callable that executes the prepared block `unroll` times."""
+        """A callable that runs the prepared target `unroll` times."""
+
+    def release(self) -> None:
+        """Free what `prepare` allocated."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
 
 
 def whole_cycles(unroll: int, cycle: int) -> int:
@@ -186,5 +218,5 @@ def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[M
     after = monitor.snapshot() if monitor else {}
     extras = monitor.summarize(before, after) if monitor else {}
     wall = time.perf_counter() - t_start
-    best = Measurement(**{**asdict(best), "attempts": attempt, "wall_s": wall})
+    best = replace(best, attempts=attempt, wall_s=wall)
     return best, extras

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from latbench import resources
 from latbench.arch_io import load_arch
+from latbench.space import index_for, sample
 from latbench.errors import LatbenchError, SpecError
 from latbench.spec import BlockSpec, parse_key
 
@@ -44,17 +45,12 @@ def arch_specs(sources, space=None) -> list[BlockSpec]:
 
 def sample_specs(space, n: int, seed: int = 0) -> list[BlockSpec]:
     """The blocks of `n` Sobol-sampled networks of `space`."""
-    from latbench.space_index import index_for
-    from nas.sampler import sample
-
     index = index_for(space)
     return index.specs(index.network_key_ids(sample(space, n, seed)))
 
 
 def space_specs(space) -> list[BlockSpec]:
     """Every block reachable in `space` (the GPUNet space has 229,610)."""
-    from latbench.space_index import index_for
-
     return index_for(space).specs()
 
 

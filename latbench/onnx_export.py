@@ -16,27 +16,14 @@ import onnx
 import torch
 
 from latbench.arch import Arch
-from latbench.builders import build_block, build_network, example_input, fold_bn, randomize_bn
+from latbench.blocks import BlockSpec
+from latbench.builders import example_input, inference_model
 from latbench.errors import LatbenchError
-from latbench.spec import BlockSpec
+from latbench.files import write_bytes
+from latbench.precision import numpy_dtype, torch_dtype
 
-#: Table precision -> torch dtype. "fp32" tables use float32 everywhere.
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 DEFAULT_OPSET = 17
 INPUT, OUTPUT = "input", "output"
-
-
-def torch_dtype(precision: str) -> torch.dtype:
-    if precision not in DTYPES:
-        raise LatbenchError(f"unknown precision {precision!r}; use one of {', '.join(DTYPES)}")
-    return DTYPES[precision]
-
-
-def inference_model(target: BlockSpec | Arch, seed: int = 0) -> torch.nn.Module:
-    """The BN-folded eval module of a block or network, with seeded weights and BN statistics."""
-    torch.manual_seed(seed)
-    module = build_network(target) if isinstance(target, Arch) else build_block(target)
-    return fold_bn(randomize_bn(module, seed))
 
 
 def _torch_export(model, x, opset: int) -> bytes:
@@ -81,8 +68,7 @@ def export_onnx(
     # TensorRT's parser accepts it, so bf16 graphs get the structural check without type inference.
     onnx.checker.check_model(proto, full_check=precision != "bf16")
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        onnx.save(proto, str(path))
+        write_bytes(path, proto.SerializeToString())  # whole or not at all
     return proto
 
 
@@ -98,9 +84,9 @@ def check_with_onnxruntime(
     x = example_input(target, batch, channels_last=False, seed=seed)
     with torch.no_grad():
         want = model(x).numpy()
-    dtype = {"fp32": np.float32, "fp16": np.float16}.get(precision)
-    if dtype is None:
-        raise LatbenchError(f"ONNX Runtime's CPU provider cannot run {precision} graphs")
+    if precision == "bf16":
+        raise LatbenchError("ONNX Runtime's CPU provider cannot run bf16 graphs")
+    dtype = numpy_dtype(precision)
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])

@@ -15,14 +15,14 @@ import numpy as np
 
 from latbench import calibration as cal
 from latbench.arch import Arch
+from latbench.arch_io import load_arch
 from latbench.errors import MissingKeysError
 from latbench.estimate import Estimator
 from latbench.features import spec_matrix, weight_bytes
-from latbench.space_index import index_for
-from latbench.spec import KINDS, BlockSpec
+from latbench.blocks import KINDS, BlockSpec, kind_index
+from latbench.precision import elem_bytes
+from latbench.space import index_for, load_space
 from latbench.table import Table
-
-ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 CHUNK = 1 << 16  # networks per vectorised pass: the work stays in the CPU caches
 
 
@@ -45,10 +45,18 @@ class Prediction:
     #: The raw sum lies outside the range of networks the calibration was fitted on.
     extrapolated: bool = False
 
+    @property
+    def calibration_used(self) -> str:
+        """How `latency_ms` was obtained: the raw sum, the fitted calibration, or (outside the
+        fitted range) the raw sum times the correction ratio clamped to the fitted networks'."""
+        if not self.calibrated:
+            return "the raw sum"
+        return "the raw sum times the clamped correction ratio" if self.extrapolated else "the fitted calibration"
+
     def as_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("latency_ms", "raw_sum_ms", "calibrated", "extrapolated",
-                                               "coverage", "measured_fraction", "stages", "blocks",
-                                               "missing")}
+        out = {k: getattr(self, k) for k in ("latency_ms", "raw_sum_ms", "calibrated", "extrapolated",
+                                              "coverage", "measured_fraction", "stages", "blocks", "missing")}
+        return out | {"calibration_used": self.calibration_used}
 
 
 class Predictor:
@@ -56,7 +64,7 @@ class Predictor:
 
     def __init__(self, table: Table, space=None):
         self.table = table
-        self.elem_bytes = ELEM_BYTES.get(table.precision, 4)
+        self.elem_bytes = elem_bytes(table.precision)
         ok = table.ok()
         self._measured_ns = dict(zip(ok, to_ns(list(ok.values())).tolist()))
         self.calibration = table.calibration
@@ -72,9 +80,8 @@ class Predictor:
 
     @property
     def space(self):
+        """The space of `predict_encoded` and `screen` (default: GPUNet)."""
         if self._space is None:
-            from nas.space import load_space
-
             self._space = load_space()
         return self._space
 
@@ -100,7 +107,7 @@ class Predictor:
     def aggregates(self, arch: Arch, missing: str = "error") -> dict:
         """Per-network sums the calibration uses: ns per block and in total, per kind, bytes."""
         ns, measured = self.block_ns(list(arch.blocks), missing)
-        kinds = np.array([KINDS.index(b.kind) for b in arch.blocks])
+        kinds = np.array([kind_index(b.kind) for b in arch.blocks])
         wb = weight_bytes(spec_matrix(list(arch.blocks)), self.elem_bytes).astype(np.int64)
         return {"ns": ns, "measured": measured, "total_ns": np.array([ns.sum()]),
                 "n_blocks": np.array([len(ns)]), "weight_bytes": np.array([wb.sum()]),
@@ -110,7 +117,7 @@ class Predictor:
         """Latency of one network; keys the table lacks: `missing` = error | estimate."""
         agg = self.aggregates(arch, missing)
         ns, measured, total = agg["ns"], agg["measured"], agg["total_ns"]
-        latency_us = self._finish(total, agg["n_blocks"], agg["kind_ns"], agg["weight_bytes"])[0]
+        latency_us, outside = self._finish(total, agg["n_blocks"], agg["kind_ns"], agg["weight_bytes"])
         keys = [b.key for b in arch.blocks]
         found = {k for k, m in zip(keys, measured) if m}
         blocks = [{"index": i, "stage": s, "key": k, "us": n / 1000.0,
@@ -123,20 +130,20 @@ class Predictor:
             stages[-1]["blocks"] += 1
             stages[-1]["us"] += b["us"]
         return Prediction(
-            latency_ms=float(latency_us) / 1000.0, raw_sum_ms=float(total[0]) / 1e6,
+            latency_ms=float(latency_us[0]) / 1000.0, raw_sum_ms=float(total[0]) / 1e6,
             calibrated=self.calibration is not None, coverage=len(found) / len(set(keys)),
             measured_fraction=float(ns[measured].sum() / max(total[0], 1)), blocks=blocks,
             stages=stages, missing=sorted(set(keys) - found),
-            extrapolated=self.calibration is not None
-            and not cal.in_range(self.calibration, float(total[0]) / 1000.0),
+            extrapolated=bool(outside[0]),
         )
 
-    def _finish(self, total_ns, n_blocks, kind_ns, wbytes) -> np.ndarray:
-        """Calibrated (or raw) latency in microseconds from per-network aggregates."""
+    def _finish(self, total_ns, n_blocks, kind_ns, wbytes) -> tuple[np.ndarray, np.ndarray]:
+        """(latency in microseconds, mask of networks outside the calibration's fitted range) from
+        per-network aggregates; the raw sum when the table has no calibration."""
         if self.calibration is None:
-            return total_ns / 1000.0
+            return total_ns / 1000.0, np.zeros(np.shape(total_ns), bool)
         f = cal.network_features(total_ns, n_blocks, kind_ns, wbytes, self.calibration["cache_bytes"])
-        return cal.apply(self.calibration, f)
+        return cal.apply_bounded(self.calibration, f)
 
     # -- many encoded networks -----------------------------------------------------------------
     def predict_encoded(self, X) -> np.ndarray:
@@ -173,7 +180,7 @@ class Predictor:
                     nb += mult
                     kind_ns[slot.kind] += ns
                     wb += lut.wbytes[slot.name][code] * mult
-            lat[s:s + len(part)] = (self._finish(total, nb, kind_ns, wb) if use_cal else total / 1000.0) / 1000.0
+            lat[s:s + len(part)] = (self._finish(total, nb, kind_ns, wb)[0] if use_cal else total / 1000.0) / 1000.0
             frac[s:s + len(part)] = meas / np.maximum(total, 1)
         return lat, frac
 
@@ -211,3 +218,21 @@ class _SpaceLut:
             self.ns[slot.name] = np.where(valid, key_ns[kid], 0)
             self.measured_ns[slot.name] = np.where(valid & measured[kid], key_ns[kid], 0)
             self.wbytes[slot.name] = np.where(valid, key_wb[kid], 0)
+
+
+def group_counts(latency_ms, edges: list[float]) -> list[tuple[float, float, int]]:
+    """Latency groups: (lo, hi, networks) for [0, e1), [e1, e2), ..., [ek, inf); latencies and
+    boundaries in ms."""
+    bounds = [0.0] + sorted(edges) + [float("inf")]
+    lat = np.asarray(latency_ms)
+    return [(lo, hi, int(((lat >= lo) & (lat < hi)).sum())) for lo, hi in zip(bounds, bounds[1:])]
+
+
+REFERENCE_NETWORKS = ("gpunet-0", "gpunet-1", "gpunet-2")
+
+
+def predict_references(table: Table, names=REFERENCE_NETWORKS) -> dict[str, Prediction]:
+    """NVIDIA's released GPUNets (or other bundled networks) predicted with `table`, estimating
+    keys it lacks."""
+    pred = Predictor(table)
+    return {name: pred.predict(load_arch(name), missing="estimate") for name in names}

@@ -6,6 +6,11 @@ and a caller-set description of the item in hand.
 
 from __future__ import annotations
 
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                           TimeElapsedColumn, TimeRemainingColumn)
+
+from latbench.console import console
+
 
 class Progress:
     """Use as a context manager; silent when `enabled` is False or there is nothing to do."""
@@ -15,11 +20,6 @@ class Progress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as RichProgress,
-                                       TextColumn, TimeElapsedColumn, TimeRemainingColumn)
-
-            from latbench.console import console
-
             self._p = RichProgress(
                 TextColumn("[bold]{task.fields[title]}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),

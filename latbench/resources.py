@@ -10,6 +10,8 @@ import json
 from importlib import resources as _res
 from pathlib import Path
 
+from latbench.errors import LatbenchError
+
 
 def config_dir() -> Path:
     """The layer_configs/ directory."""
@@ -33,8 +35,6 @@ def bundled_config(name: str) -> Path | None:
 def read_json(path: str | Path, what: str, error=None):
     """Parsed JSON of a file; `error` (default LatbenchError) names the file when it is missing,
     unreadable or malformed."""
-    from latbench.errors import LatbenchError
-
     error = error or LatbenchError
     p = Path(path)
     try:

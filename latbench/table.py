@@ -109,8 +109,9 @@ class Table:
         ok = sum(1 for r in self.rows.values() if r.get("status") == "ok")
         throttled = sum(1 for r in self.rows.values() if r.get("throttled"))
         contended = sum(1 for r in self.rows.values() if r.get("contended"))
+        nvml = sum(1 for r in self.rows.values() if r.get("nvml_error"))
         return {"rows": len(self.rows), "ok": ok, "failed": len(self.rows) - ok, "throttled": throttled,
-                "contended": contended}
+                "contended": contended, "nvml_error": nvml}
 
     def to_pandas(self):
         """Rows as a DataFrame: the fixed columns first, then any extra columns."""

@@ -16,17 +16,16 @@ import numpy as np
 from latbench import backends, env
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
-from latbench.backends.base import BackendConfig
-from latbench.build import (build_table, failure_reason, measure_quietly, monitor_for, out_of_time,
-                            row_facts)
-from latbench.calibration import apply as apply_calibration
-from latbench.calibration import error_report, fit_calibration, network_features
+from latbench.build import build_table, out_of_time
+from latbench.calibration import apply_bounded, error_report, fit_calibration, network_features
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog
 from latbench.predictor import Predictor
 from latbench.progress import Progress
-from latbench.table import Table, append_calibration, identity_diff, load_table, now
+from latbench.provenance import backend_for_table
+from latbench.rows import failure_reason, measure_quietly, monitor_for, row_facts
+from latbench.table import Table, append_calibration, load_table, now
 
 
 #: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
@@ -41,27 +40,6 @@ def network_id(arch: Arch) -> str:
 
 def networks_log(table_path: Path) -> JsonLog:
     return JsonLog(Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl"))
-
-
-def backend_for_table(table: Table) -> backends.Backend:
-    """A backend configured exactly as the table was measured, on this machine.
-
-    Refuses (LatbenchError naming both) when this machine is not the table's device.
-    """
-    m = table.meta
-    config = BackendConfig(device=m["device"]["kind"], precision=m["precision"], batch=m["batch"],
-                           threads=m["device"].get("threads"), protocol=m.get("protocol", "warm"),
-                           options=m["backend"].get("options") or {})
-    be = backends.create(m["backend"]["name"], config)
-    from latbench.build import table_meta
-
-    here = table_meta(be, HarnessSettings(**m["harness"]))
-    diff = [d for d in identity_diff(m, here) if not d.startswith("harness")]
-    if diff:
-        raise LatbenchError(f"{table.path}: measured on another device or software ({'; '.join(diff)}); "
-                            "validate and --missing measure run on the table's own device")
-    be.attach_table(table.path)
-    return be
 
 
 def whole_network_backend(be):
@@ -238,7 +216,7 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     fitted_on = set((table.calibration or {}).get("network_ids", []))
     fresh = np.array([i not in fitted_on for i in ids])
     if table.calibration and fresh.any():  # the stored calibration, on networks it was not fit on
-        stored = apply_calibration(table.calibration, feats)
+        stored, _ = apply_bounded(table.calibration, feats)  # what `predict` gives a user
         report["stored_calibration"] = (error_report(measured[fresh], stored[fresh])
                                         | {"model": table.calibration["model"]})
         for r, s, f in zip(rows, stored, fresh):
@@ -277,15 +255,4 @@ def measurement_noise(archs, be, settings, first_us) -> dict:
             "max_abs_pct_diff": float(np.max(diff))}
 
 
-def sample_archs(space, n: int, seed: int) -> list[Arch]:
-    from nas.sampler import sample
-
-    X = sample(space, n, seed)
-    archs = []
-    for i, x in enumerate(X):
-        a = space.decode(x)
-        archs.append(Arch(a.resolution, a.blocks, a.stage_of, f"{space.name}-sobol{seed}-{i}", a.staged))
-    return archs
-
-
-__all__ = ["validate", "sample_archs", "measure_networks", "backend_for_table"]
+__all__ = ["validate", "fill_missing", "fill_networks", "measure_networks", "network_id"]

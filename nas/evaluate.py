@@ -102,9 +102,9 @@ def proxy_arch(staged: StagedArch, resolution: int, width_mult: float, classes: 
         return make_divisible(filters * width_mult)
 
     proxy = replace(
-        staged, resolution=resolution, head=replace(staged.head, filters=scale(staged.head.filters)),
-        stages=tuple(replace(s, filters=scale(s.filters)) for s in staged.stages),
-        tail=replace(staged.tail, filters=scale(staged.tail.filters), classes=classes))
+        staged, resolution=resolution, head=replace(staged.head, out_channels=scale(staged.head.out_channels)),
+        stages=tuple(replace(s, block=replace(s.block, out_channels=scale(s.filters))) for s in staged.stages),
+        tail=replace(staged.tail, out_channels=scale(staged.tail.out_channels), classes=classes))
     try:
         return proxy.expand()
     except ArchError as err:

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from latbench.errors import SearchError
-from latbench.predictor import Predictor
+from latbench.predictor import Predictor, group_counts
 from latbench.table import load_table, now
-from nas.sampler import sample
+from latbench.space import sample
 
 
 @dataclass
@@ -42,8 +42,7 @@ class Pool:
 
     def group_counts(self, edges: list[float]) -> list[tuple[float, float, int]]:
         """(lo, hi, count) for [0, e1), [e1, e2), ..., [ek, inf)."""
-        bounds = [0.0] + sorted(edges) + [float("inf")]
-        return [(lo, hi, len(self.in_group(lo, hi))) for lo, hi in zip(bounds, bounds[1:])]
+        return group_counts(self.latency_ms, edges)
 
     def save(self, path: str | Path) -> None:
         path = Path(path)

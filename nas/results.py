@@ -93,9 +93,11 @@ class ResultsLog:
                               "resume with the original options")
         return history
 
-    def start(self, trial: int, pool_index: int, x, predicted_ms: float) -> dict:
+    def start(self, trial: int, pool_index: int, x, predicted_ms: float, proposal: dict | None = None) -> dict:
+        """Record a trial handed to a worker; `proposal` says how it was chosen (method, region,
+        a fallback to random and its reason)."""
         rec = {"type": "start", "trial": trial, "pool_index": int(pool_index), "x": [int(v) for v in x],
-               "predicted_ms": float(predicted_ms), "started_at": now()}
+               "predicted_ms": float(predicted_ms), "proposal": proposal or {}, "started_at": now()}
         self.log.append([rec])
         return rec
 

@@ -17,14 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from latbench.arch_io import arch_to_json
+from latbench.console import console
 from latbench.errors import LatbenchError, SearchError
 from latbench.predictor import Predictor
 from latbench.progress import Progress
+from latbench.provenance import on_table_device
 from latbench.table import load_table
 from nas.pool import Pool, load_pool, make_pool
-from nas.propose import METHODS, ProposeSettings, propose
+from nas.propose import METHODS, Observations, Sampler, sampler_for, scale, trial_rng
 from nas.results import ResultsLog
-from nas.space import load_space
+from latbench.space import load_space
 
 
 @dataclass(frozen=True)
@@ -95,17 +97,6 @@ def get_pool(cfg: SearchConfig, space, out_dir: Path) -> Pool:
     return pool
 
 
-def on_table_device(table_path: str) -> bool:
-    """Whether this machine is the table's device (so missing blocks can be measured here)."""
-    from latbench.validate import backend_for_table
-
-    try:
-        backend_for_table(load_table(table_path))
-    except LatbenchError:
-        return False
-    return True
-
-
 def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, executor=None,
                progress: bool = True) -> dict:
     """Run (or resume) a search; returns the summary also written to OUT/summary.json."""
@@ -118,12 +109,12 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
     log = ResultsLog(out_dir)
     history = log.open(asdict(cfg) | {"space_file": str(space.source), "group_size": int(len(members))},
                        resume)
-    measure_table = cfg.table if cfg.measure and on_table_device(cfg.table) else None
+    measure_table = cfg.table if cfg.measure and on_table_device(load_table(cfg.table)) else None
     if executor is None:
         from nas.executors import LocalExecutor
 
         executor = LocalExecutor(cfg.parallel)
-    settings = ProposeSettings(cfg.method, cfg.n_init, cfg.leaf_size, cfg.cp, cfg.seed)
+    sampler = sampler_for(cfg.method, n_init=cfg.n_init, leaf_size=cfg.leaf_size, cp=cfg.cp, seed=cfg.seed)
     payload = {"space": str(space.source), "train": cfg.train, "measure_table": measure_table}
     running: dict[int, dict] = {}
     for trial, rec in sorted(history.in_flight.items()):  # started before a crash: run them again
@@ -138,8 +129,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
                 while (len(running) < executor.capacity
                        and len(history.finished) + len(running) < cfg.budget):
                     trial = history.next_trial_id()
-                    idx = _ask(settings, space, pool, members, history, running, trial)
-                    rec = log.start(trial, idx, pool.X[idx], pool.latency_ms[idx])
+                    idx, info = _ask(sampler, cfg.seed, space, pool, members, history, running, trial)
+                    rec = log.start(trial, idx, pool.X[idx], pool.latency_ms[idx], info)
                     history.in_flight[trial] = running[trial] = rec
                     executor.submit(trial, payload | {"x": rec["x"]})
                     bar.describe(f"trial {trial}: pool #{idx}")
@@ -155,13 +146,18 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
     return summarize(cfg, space, log.read(), out_dir)
 
 
-def _ask(settings, space, pool: Pool, members, history, running, trial) -> int:
+def _ask(sampler: Sampler, seed: int, space, pool: Pool, members, history, running, trial) -> tuple[int, dict]:
+    """(pool index of the next trial's network, how it was proposed)."""
     used = history.used_indices() | {r["pool_index"] for r in running.values()}
     free = np.array([m for m in members if int(m) not in used])
     X, y = history.xy()
     pending = np.array([r["x"] for r in running.values()]).reshape(-1, space.n_dims)
-    pick, _ = propose(settings, space.cardinalities, pool.X[free].astype(np.int64), X, y, pending, trial)
-    return int(free[pick])
+    card = space.cardinalities
+    proposal = sampler.propose(Observations(scale(X.reshape(-1, space.n_dims), card), y),
+                               scale(pool.X[free], card), scale(pending, card), trial_rng(seed, trial))
+    if "fallback" in proposal.info:
+        console(stderr=True).print(f"trial {trial}: picked at random, BO failed ({proposal.info['fallback']})")
+    return int(free[proposal.index]), proposal.info
 
 
 def _latency(cfg, space, x, measure_table) -> dict:

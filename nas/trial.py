@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
+
+from latbench.harness import HarnessSettings
+from latbench.provenance import backend_for_table
+from latbench.rows import failure_reason
+from latbench.space import load_space
+from latbench.table import load_table
+from latbench.validate import fill_missing
+from nas.evaluate import TrainConfig, train_and_score
 
 
 def run_trial(payload: dict) -> dict:
     started = time.perf_counter()
     try:
-        from nas.space import load_space
-        from nas.evaluate import TrainConfig, train_and_score
-
         space = load_space(payload["space"])
         staged = space.decode_staged(payload["x"])
         added = 0
@@ -27,20 +33,12 @@ def run_trial(payload: dict) -> dict:
         return {"status": "ok", **result, "blocks_measured": added, "worker_pid": os.getpid(),
                 "trial_s": time.perf_counter() - started}
     except Exception as err:  # noqa: BLE001 - a trial's failure is data for the driver, not a crash
-        from latbench.build import failure_reason
-
         return {"status": "failed", "reason": failure_reason(err), "worker_pid": os.getpid(),
                 "trial_s": time.perf_counter() - started}
 
 
 def measure_missing(arch, table_path: str) -> int:
     """Time the blocks of `arch` the table lacks and append them; returns how many."""
-    from pathlib import Path
-
-    from latbench.harness import HarnessSettings
-    from latbench.table import load_table
-    from latbench.validate import backend_for_table, fill_missing
-
     table = load_table(table_path)
     be = backend_for_table(table)
     return fill_missing([arch], Path(table_path), be, HarnessSettings(**table.meta["harness"]), progress=False)

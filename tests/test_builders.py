@@ -10,13 +10,13 @@ from latbench.builders import build_block, build_network, example_input, fold_bn
 from latbench.spec import ACTIVATIONS, BlockSpec
 
 BLOCKS = [
-    BlockSpec("head", 3, 32, 64, 64, 3, 2, act="swish"),
-    BlockSpec("conv", 32, 32, 32, 32, 5, 1, act="relu"),
-    BlockSpec("fused_irb", 32, 48, 32, 32, 5, 2, 4, True, "swish"),
-    BlockSpec("fused_irb", 48, 48, 14, 14, 3, 1, 3, False, "relu"),
-    BlockSpec("irb", 48, 64, 14, 14, 5, 2, 7.67, True, "hswish"),
-    BlockSpec("irb", 64, 64, 7, 7, 3, 1, 6, True, "prelu"),
-    BlockSpec("tail", 64, 128, 7, 7, 1, 1, classes=10),
+    BlockSpec(kind="head", in_channels=3, out_channels=32, height=64, width=64, kernel=3, stride=2, act="swish"),
+    BlockSpec(kind="conv", in_channels=32, out_channels=32, height=32, width=32, kernel=5, stride=1, act="relu"),
+    BlockSpec(kind="fused_irb", in_channels=32, out_channels=48, height=32, width=32, kernel=5, stride=2, expansion=4, se=True, act="swish"),
+    BlockSpec(kind="fused_irb", in_channels=48, out_channels=48, height=14, width=14, kernel=3, stride=1, expansion=3, se=False, act="relu"),
+    BlockSpec(kind="irb", in_channels=48, out_channels=64, height=14, width=14, kernel=5, stride=2, expansion=7.67, se=True, act="hswish"),
+    BlockSpec(kind="irb", in_channels=64, out_channels=64, height=7, width=7, kernel=3, stride=1, expansion=6, se=True, act="prelu"),
+    BlockSpec(kind="tail", in_channels=64, out_channels=128, height=7, width=7, kernel=1, stride=1, classes=10),
 ]
 
 
@@ -39,7 +39,7 @@ def test_block_shapes_params_and_folding(spec):
 
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_every_activation_builds(act):
-    spec = BlockSpec("irb", 16, 16, 8, 8, 3, 1, 2, True, act)
+    spec = BlockSpec(kind="irb", in_channels=16, out_channels=16, height=8, width=8, kernel=3, stride=1, expansion=2, se=True, act=act)
     assert sum(p.numel() for p in build_block(spec).parameters()) == spec.params
 
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from nas.space import load_space
+from latbench.space import load_space
 
 
 def test_arch_show_gpunet1(run_cli):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import pickle
 
 import numpy as np
@@ -10,9 +11,9 @@ import torch
 from PIL import Image
 
 from latbench.cost import make_divisible
-from latbench.errors import ArchError, SearchError
+from latbench.errors import ArchError, SearchError, SpecError
 from nas.data import check_data, load_dataset, stratified_split
-from nas.space import load_space
+from latbench.space import load_space
 from nas.evaluate import TrainConfig, proxy_arch, recalibrate_bn, train_and_score
 
 TINY = load_space("tiny")
@@ -78,13 +79,12 @@ def test_proxy_arch_scales_every_filter_count_and_keeps_the_rest():
     proxy = proxy_arch(staged, 64, 0.25, 7)
     assert proxy.resolution == 64 and proxy.blocks[0].height == 64
     got = proxy.staged
-    assert got.head.filters == make_divisible(staged.head.filters * 0.25)
-    assert got.tail.filters == make_divisible(1792 * 0.25) == 448 and got.tail.classes == 7
+    assert got.head.out_channels == make_divisible(staged.head.out_channels * 0.25)
+    assert got.tail.out_channels == make_divisible(1792 * 0.25) == 448 and got.tail.classes == 7
     assert proxy.blocks[-1].classes == 7
     for a, b in zip(staged.stages, got.stages):
         assert b.filters == make_divisible(a.filters * 0.25) and b.filters % 8 == 0
-        assert (a.layers, a.kernel, a.stride, a.expansion, a.se, a.act, a.block) == \
-               (b.layers, b.kernel, b.stride, b.expansion, b.se, b.act, b.block)
+        assert a.layers == b.layers and replace(a.block, out_channels=b.filters) == b.block
     assert len(proxy.blocks) == len(staged.expand().blocks)
 
 
@@ -110,12 +110,10 @@ def test_too_small_a_resolution_names_the_smallest_that_works():
     assert [r for r in range(8, smallest + 1) if _expands(staged, r)] == [smallest]
 
 
-def test_errors_that_no_resolution_fixes_are_not_blamed_on_it():
-    from dataclasses import replace
-
-    staged = replace(SMALLEST, head=replace(SMALLEST.head, kernel=4))
-    with pytest.raises(ArchError, match="kernel must be odd"):
-        proxy_arch(staged, 32, 1.0, 10)
+def test_errors_that_no_resolution_fixes_never_reach_the_proxy():
+    """Block settings are checked when the block's args are made, before any resolution."""
+    with pytest.raises(SpecError, match="kernel must be odd"):
+        replace(SMALLEST.head, kernel=4)
 
 
 # -- other datasets, end to end -----------------------------------------------------------------

@@ -19,7 +19,7 @@ BLOCK = parse_key("irb-i16-o16-h16-w16-k3-s1-e4-swish-se1")
 
 
 def tiny_net():
-    return StagedArch(32, HeadSpec(8), (StageSpec(1, "irb", 16, 2, 3, 2, 4.0),), TailSpec(32, 10)).expand()
+    return StagedArch(32, HeadSpec(8), (StageSpec.of(1, "irb", 16, 2, kernel=3, stride=2, expansion=4.0),), TailSpec(32, 10)).expand()
 
 
 @pytest.mark.parametrize("name", ["torch", "onnxruntime"])
@@ -140,7 +140,7 @@ def test_weight_copies_share_one_buffer_and_keep_the_weights():
 
     from latbench.backends.torch_backend import WeightCopies
     from latbench.builders import example_input
-    from latbench.onnx_export import inference_model
+    from latbench.builders import inference_model
 
     spec = parse_key("irb-i16-o16-h8-w8-k3-s1-e4-prelu-se1")
     model = inference_model(spec).to(memory_format=torch.channels_last)

@@ -45,7 +45,7 @@ def inputs(tmp_path_factory):
     grid file, a pool of 64 tiny networks and a search folder of 12 trials."""
     from nas.pool import make_pool
     from nas.results import ResultsLog
-    from nas.space import load_space
+    from latbench.space import load_space
 
     d = tmp_path_factory.mktemp("plots")
     grid = d / "grid.json"
@@ -145,10 +145,13 @@ def test_factor_chart_lists_and_leaves_out_missing_rows(inputs, tmp_path, capsys
     assert heights == pytest.approx([table.rows[CONV_BASE]["median_us"]])  # only relu is measured
 
 
-def test_factor_chart_measures_missing_rows_on_the_tables_device(inputs, tmp_path):
+def test_factor_chart_measures_missing_rows_on_the_tables_device(inputs, tmp_path, run_cli):
     path = tmp_path / "copy.jsonl"
     shutil.copy(inputs["a"], path)
-    chart = plots.factors(path, tmp_path, grid=inputs["grid"], base_key=CONV_BASE, measure=True)
+    code, _, err = run_cli("plot", "factors", "--table", str(path), "--out", str(tmp_path), "--grid",
+                           str(inputs["grid"]), "--base", CONV_BASE, "--missing", "measure")
+    assert code == 0, err
+    chart = plots.factors(path, tmp_path, grid=inputs["grid"], base_key=CONV_BASE)  # charts never measure
     assert chart.missing == []
     table = load_table(path)
     heights, _ = bar_data(panels(chart.figure)["activation"])
@@ -156,14 +159,15 @@ def test_factor_chart_measures_missing_rows_on_the_tables_device(inputs, tmp_pat
                                      for a in VARY["act"]])
 
 
-def test_factor_chart_refuses_to_measure_for_another_device(inputs, tmp_path):
+def test_factor_chart_refuses_to_measure_for_another_device(inputs, tmp_path, run_cli):
     lines = inputs["a"].read_text().splitlines()
     meta = json.loads(lines[0])
     meta["device"]["name"] = "another CPU"
     path = tmp_path / "other.jsonl"
     path.write_text("\n".join([json.dumps(meta)] + lines[1:]) + "\n")
-    with pytest.raises(LatbenchError, match="cannot measure the missing blocks on this machine"):
-        plots.factors(path, tmp_path, grid=inputs["grid"], base_key=CONV_BASE, measure=True)
+    code, _, err = run_cli("plot", "factors", "--table", str(path), "--out", str(tmp_path), "--grid",
+                           str(inputs["grid"]), "--base", CONV_BASE, "--missing", "measure")
+    assert code == 2 and "cannot measure the missing blocks on this machine" in err
 
 
 def test_factor_chart_refuses_a_table_without_any_of_its_blocks(inputs, tmp_path):
@@ -177,7 +181,7 @@ def test_group_chart_counts_every_network_once(inputs, tmp_path):
 
     pool = load_pool(inputs["pool"])
     edges = [round(float(q), 4) for q in np.quantile(pool.latency_ms, [0.25, 0.75])]
-    chart = plots.groups(pool, tmp_path / "groups.png", edges)
+    chart = plots.groups(pool.latency_ms, tmp_path / "groups.png", edges, pool.meta)
     check_files(chart.paths, "groups")
     assert pool.meta["table_provenance"] in chart.figure.get_suptitle()
     ax = chart.figure.axes[0]
@@ -186,8 +190,8 @@ def test_group_chart_counts_every_network_once(inputs, tmp_path):
     assert sorted(line.get_xdata()[0] for line in ax.lines) == edges
     labels = [t.get_text() for t in chart.figure.legends[0].get_texts()]
     assert [int(t.split(": ")[1].split()[0]) for t in labels] == [c for _, _, c in pool.group_counts(edges)]
-    default = plots.groups(inputs["pool"], tmp_path / "default")  # the pool's own groups: 0.1, 0.2 ms
-    assert sorted(line.get_xdata()[0] for line in default.figure.axes[0].lines) == [0.1, 0.2]
+    with pytest.raises(LatbenchError, match="not finite"):
+        plots.groups(np.array([0.1, float("nan")]), tmp_path / "nan.png", edges)
 
 
 # -- pareto ----------------------------------------------------------------------------------------
@@ -196,12 +200,17 @@ def test_pareto_chart_front_is_exactly_the_non_dominated_trials(inputs, tmp_path
     from latbench.predictor import Predictor
     from nas.results import ResultsLog
 
-    done = ResultsLog(inputs["search"]).read().done
+    from latbench.predictor import predict_references
+
+    history = ResultsLog(inputs["search"]).read()
+    done = history.done
     lat = [r["predicted_ms"] for r in done]
     acc = [r["top1"] for r in done]
-    chart = plots.pareto(inputs["search"], tmp_path / "pareto.png", table=inputs["a"])
-    check_files(chart.paths, "pareto")
     table = load_table(inputs["a"])
+    refs = {n: (p.latency_ms, p.measured_fraction) for n, p in predict_references(table).items()}
+    group = (history.config["latency_min"], history.config["latency_max"])
+    chart = plots.pareto(done, tmp_path / "pareto.png", table.describe(), group_ms=group, references=refs)
+    check_files(chart.paths, "pareto")
     check_title(chart.figure, table)
     ax = chart.figure.axes[0]
     trials = next(c for c in ax.collections if c.get_label().startswith("trials"))
@@ -219,9 +228,11 @@ def test_pareto_chart_front_is_exactly_the_non_dominated_trials(inputs, tmp_path
     assert (span.get_x(), span.get_x() + span.get_width()) == pytest.approx(inputs["group"])
 
 
-def test_pareto_chart_needs_finished_trials(tmp_path):
-    with pytest.raises(LatbenchError, match="no results.jsonl"):
-        plots.pareto(tmp_path, tmp_path / "p.png")
+def test_pareto_chart_needs_finished_trials(tmp_path, run_cli):
+    with pytest.raises(LatbenchError, match="no finished trial"):
+        plots.pareto([], tmp_path / "p.png", "provenance")
+    code, _, err = run_cli("plot", "pareto", "--results", str(tmp_path), "--out", str(tmp_path / "p.png"))
+    assert code == 2 and "no results.jsonl" in err
 
 
 # -- validate --------------------------------------------------------------------------------------

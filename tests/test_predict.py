@@ -11,7 +11,7 @@ import pytest
 from latbench import Predictor, load_arch, load_table
 from latbench.cli import main
 from latbench.errors import MissingKeysError
-from nas.space import load_space
+from latbench.space import load_space
 
 TINY = load_space("tiny")
 
@@ -61,8 +61,12 @@ def test_predict_json_gives_total_raw_sum_breakdown_and_coverage(run_cli, table)
 def test_predict_errors_and_warnings(run_cli, table, tmp_path):
     code, _, err = run_cli("predict", "gpunet-2", "--table", str(table))
     assert code == 2 and "lacks" in err and "build-table --archs gpunet-2" in err and len(err.splitlines()) == 1
-    code, _, err = run_cli("predict", "gpunet-1", "--table", str(table), "--gpu", "a100", "--precision", "fp16")
-    assert code == 0 and "warning: --gpu a100" in err and "holds fp32" in err
+    code, _, err = run_cli("predict", "gpunet-1", "--table", str(table), "--gpu", "a100")
+    assert code == 2 and "--gpu a100 but" in err and len(err.splitlines()) == 1
+    code, _, err = run_cli("predict", "gpunet-1", "--table", str(table), "--precision", "fp16")
+    assert code == 2 and "holds fp32" in err and len(err.splitlines()) == 1
+    code, _, err = run_cli("predict", "gpunet-1", "--table", str(table), "--precision", "int4")
+    assert code == 2 and "'int4' is not one of" in err
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{\n")
     code, _, err = run_cli("predict", "gpunet-1", "--table", str(bad))

@@ -16,7 +16,7 @@ import pytest
 from latbench.cli import main
 from nas.executors import LocalExecutor
 from nas.pool import load_pool, make_pool
-from nas.space import load_space
+from latbench.space import load_space
 
 TRAIN = ["--epochs", "1", "--data", "digits", "--width-mult", "0.25"]
 
@@ -100,10 +100,11 @@ def test_bad_options_fail_before_any_work(run_cli, table, pool, tmp_path):
     path, lo, hi = pool
     cases = [
         (["--latency-min", "500", "--latency-max", "600"], "no network of the 256-network pool"),
-        (["--budget", "0"], "--budget 0"),
+        (["--budget", "0"], "'--budget': Input should be greater than or equal to 1"),
         (["--data", "mnist"], "mnist"),
         (["--data", f"imagefolder:{tmp_path}/nowhere"], "nowhere"),
-        (["--method", "evolution"], "--method evolution"),
+        (["--method", "evolution"], "'evolution' is not one of 'lamcts', 'bo', 'random'"),
+        (["--latency-max", "inf"], "'--latency-max'"),
     ]
     for extra, problem in cases:
         out = tmp_path / "s"

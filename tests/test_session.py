@@ -18,6 +18,7 @@ import pytest
 
 from latbench.session import Archive, Session
 from latbench.session.plan import StepRule, allot, gpu_plan
+from latbench.validate import MIN_FIT_NETWORKS
 
 REPO = Path(__file__).resolve().parents[1]
 #: What a lent GPU machine lacks (issue 12; the device tool's KINDS.md).
@@ -72,15 +73,16 @@ def test_rehearsal_runs_every_step_archives_and_a_second_session_resumes(tmp_pat
     assert all(f"== {name}" in log for name in steps) and "is not on the lent GPU machine" not in log
     table = out / "cpu-torch-fp32-b1.jsonl"
     rows = [json.loads(line) for line in table.read_text().splitlines()]
-    assert sum(r["type"] == "row" for r in rows) > 20 and any(r["type"] == "calibration" for r in rows)
+    assert sum(r["type"] == "row" for r in rows) > 20
     report = json.loads((out / "validation.json").read_text())
-    assert report["sobol"]["networks"] >= 6 and report["sobol"]["calibration"]
+    assert report["sobol"]["networks"] >= 1
+    assert report["sobol"]["calibration"] or report["sobol"]["networks"] < MIN_FIT_NETWORKS
     assert report["reference"]["networks"] == 2
     bench = [json.loads(line) for line in (out / "harness_bench.jsonl").read_text().splitlines()]
     assert [b["type"] for b in bench][:1] == ["header"] and sum(b["type"] == "row" for b in bench) >= 1
     assert state["costs"]["s_per_key"] > 0 and state["costs"]["s_per_network"] > 0
 
-    from latbench.session.ship import ship
+    from latbench.cli.ship import ship
 
     (tmp_path / "repo" / "tables").mkdir(parents=True)
     shipped = {p.name for p in ship(out, tmp_path / "repo")}

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from latbench import load_arch
 from latbench.arch_io import arch_from_obj, arch_to_json
 from latbench.errors import ArchError, SpaceError
-from nas.space import load_space
+from latbench.space import load_space
 
 SPACE = load_space()
 
@@ -46,7 +46,8 @@ def test_stage_sharing():
     x = SPACE.random(1, rng=3)[0]
     staged = SPACE.decode_staged(x)
     s1 = staged.stages[0]
-    assert (s1.filters, s1.kernel, s1.act) == (staged.head.filters, staged.head.kernel, staged.head.act)
+    head = staged.head
+    assert (s1.filters, s1.block.kernel, s1.block.act) == (head.out_channels, head.kernel, head.act)
 
 
 @pytest.mark.parametrize("vector, problem", [
@@ -67,10 +68,10 @@ def test_networks_outside_the_space_are_refused_with_the_field():
 
     staged = SPACE.decode_staged(SPACE.random(1, rng=2)[0])
     stages = list(staged.stages)
-    stages[3] = replace(stages[3], filters=256)
+    stages[3] = replace(stages[3], block=replace(stages[3].block, out_channels=256))
     with pytest.raises(SpaceError, match="stage4.filters = 256 is outside"):
         SPACE.encode(replace(staged, stages=tuple(stages)).expand())
-    wide = replace(staged, tail=replace(staged.tail, filters=1280))
+    wide = replace(staged, tail=replace(staged.tail, out_channels=1280))
     with pytest.raises(SpaceError, match="tail.filters = 1280 but the gpunet space fixes it at 1792"):
         SPACE.encode(wide.expand())
 

@@ -38,10 +38,10 @@ def test_key_round_trips(spec):
 
 
 def test_key_examples():
-    s = BlockSpec("irb", 256, 704, 20, 20, 3, 2, 5, True, "relu")
+    s = BlockSpec(kind="irb", in_channels=256, out_channels=704, height=20, width=20, kernel=3, stride=2, expansion=5, se=True, act="relu")
     assert s.key == "irb-i256-o704-h20-w20-k3-s2-e5-relu-se1"
-    assert BlockSpec("irb", 96, 96, 7, 7, 3, 1, 7.67).key.endswith("-e7.67-relu-se0")
-    assert BlockSpec("tail", 704, 1280, 10, 10, 1, 1, classes=1000).key == "tail-i704-o1280-h10-w10-k1-s1-relu-c1000"
+    assert BlockSpec(kind="irb", in_channels=96, out_channels=96, height=7, width=7, kernel=3, stride=1, expansion=7.67).key.endswith("-e7.67-relu-se0")
+    assert BlockSpec(kind="tail", in_channels=704, out_channels=1280, height=10, width=10, kernel=1, stride=1, classes=1000).key == "tail-i704-o1280-h10-w10-k1-s1-relu-c1000"
 
 
 @pytest.mark.parametrize("key, problem", [
@@ -65,7 +65,7 @@ def test_parser_rejects(key, problem):
 @pytest.mark.parametrize("kwargs, problem", [
     (dict(kind="conv", in_channels=0, out_channels=8, height=8, width=8), "in_channels"),
     (dict(kind="conv", in_channels=8, out_channels=8, height=-1, width=8), "height"),
-    (dict(kind="conv", in_channels=8, out_channels=8, height=8, width=8, expansion=2), "irb and fused_irb only"),
+    (dict(kind="conv", in_channels=8, out_channels=8, height=8, width=8, expansion=2), "takes no expansion"),
     (dict(kind="irb", in_channels=8, out_channels=8, height=8, width=8, expansion=0), "expansion"),
     (dict(kind="tail", in_channels=8, out_channels=8, height=8, width=8, kernel=1), "classes"),
     (dict(kind="irb", in_channels=8, out_channels=8, height=8, width=8, act="swishy"), "activation"),
@@ -85,17 +85,17 @@ def test_make_divisible_matches_released_rule():
 
 
 def test_residual_rule_and_shapes():
-    assert BlockSpec("irb", 64, 64, 20, 20, 3, 1, 4).residual
-    assert not BlockSpec("irb", 64, 96, 20, 20, 3, 1, 4).residual
-    assert not BlockSpec("conv", 32, 32, 20, 20, 3, 1).residual  # released conv has no skip
-    fused = BlockSpec("fused_irb", 32, 32, 160, 160, 3, 2, 5)
+    assert BlockSpec(kind="irb", in_channels=64, out_channels=64, height=20, width=20, kernel=3, stride=1, expansion=4).residual
+    assert not BlockSpec(kind="irb", in_channels=64, out_channels=96, height=20, width=20, kernel=3, stride=1, expansion=4).residual
+    assert not BlockSpec(kind="conv", in_channels=32, out_channels=32, height=20, width=20, kernel=3, stride=1).residual  # released conv has no skip
+    fused = BlockSpec(kind="fused_irb", in_channels=32, out_channels=32, height=160, width=160, kernel=3, stride=2, expansion=5)
     assert (fused.padding, fused.out_height) == (0, 79)  # the released zero-padding quirk
-    assert BlockSpec("irb", 64, 256, 39, 39, 3, 2, 5).out_height == 20
-    assert BlockSpec("irb", 256, 704, 20, 20, 3, 2, 5, True).se_channels == 64  # about in / 4
+    assert BlockSpec(kind="irb", in_channels=64, out_channels=256, height=39, width=39, kernel=3, stride=2, expansion=5).out_height == 20
+    assert BlockSpec(kind="irb", in_channels=256, out_channels=704, height=20, width=20, kernel=3, stride=2, expansion=5, se=True).se_channels == 64  # about in / 4
 
 
 def test_costs():
-    s = BlockSpec("conv", 32, 64, 16, 16, 3, 1)
+    s = BlockSpec(kind="conv", in_channels=32, out_channels=64, height=16, width=16, kernel=3, stride=1)
     assert s.macs == 32 * 64 * 9 * 16 * 16 and s.flops == 2 * s.macs
     assert s.params == 32 * 64 * 9 + 2 * 64 and s.folded_params == 32 * 64 * 9 + 64
     assert s.bytes_moved(2) == 2 * (s.folded_params + 32 * 256 + 64 * 256 + 2 * 64 * 256)

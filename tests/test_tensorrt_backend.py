@@ -29,8 +29,8 @@ from latbench.spec import BlockSpec
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 ELEM = {"fp32": onnx.TensorProto.FLOAT, "fp16": onnx.TensorProto.FLOAT16,
         "bf16": onnx.TensorProto.BFLOAT16}
-BLOCK = BlockSpec("irb", 16, 16, 8, 8, 3, 1, 2, True, "relu")
-TINY_NET = StagedArch(32, HeadSpec(8), (StageSpec(1, "conv", 8, 1),), TailSpec(16, 10), name="tiny").expand()
+BLOCK = BlockSpec(kind="irb", in_channels=16, out_channels=16, height=8, width=8, kernel=3, stride=1, expansion=2, se=True, act="relu")
+TINY_NET = StagedArch(32, HeadSpec(8), (StageSpec.of(1, "conv", 8, 1),), TailSpec(16, 10), name="tiny").expand()
 
 
 # --- ONNX in the table's precision -----------------------------------------------------------
@@ -388,7 +388,7 @@ def test_prefetch_exports_ahead_in_a_worker_process():
         data, seconds, ahead = pre.take(BLOCK)
         assert ahead and seconds > 0
         assert data == te.export_bytes(BLOCK, "fp16", 1)[0]  # the same model as exported here
-        other = BlockSpec("conv", 8, 8, 8, 8, 3, 1, act="relu")
+        other = BlockSpec(kind="conv", in_channels=8, out_channels=8, height=8, width=8, kernel=3, stride=1, act="relu")
         assert pre.take(other)[2] is False  # not prefetched: exported on the spot
     finally:
         pre.close()

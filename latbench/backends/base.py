@@ -19,17 +19,19 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 from latbench.arch import Arch
 from latbench.backends.heap import steady_heap
+from latbench.blocks import BlockSpec
 from latbench.errors import LatbenchError
-from latbench.harness import Timer
-from latbench.spec import BlockSpec
+from latbench.harness import Executable
+from latbench.precision import PRECISIONS, elem_bytes
 
 PROTOCOLS = ("warm", "weights-cold", "cold")
-PRECISIONS = ("fp32", "fp16", "bf16")
-ELEM_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
+DEVICES = ("cpu", "cuda")
+DEFAULT_PRECISION = {"cuda": "fp16", "cpu": "fp32"}
+DEFAULT_PROTOCOL = {"cuda": "weights-cold", "cpu": "warm"}
 #: Copies needed to flush: distinct bytes >= COLD_FACTOR x the last-level cache.
 COLD_FACTOR = 2
 MAX_COPIES = 512
@@ -59,36 +61,20 @@ class BackendConfig:
         if not isinstance(self.batch, int) or self.batch < 1:
             raise LatbenchError(f"batch must be a positive integer, got {self.batch!r}")
 
+    @classmethod
+    def for_device(cls, device: str, precision: str | None = None, protocol: str | None = None,
+                   **kw) -> "BackendConfig":
+        """A config with the device's defaults: fp16 and `weights-cold` on CUDA, fp32 and `warm`
+        on CPU (the protocols chosen by validation against whole networks: README)."""
+        return cls(device=device, precision=precision or DEFAULT_PRECISION.get(device, "fp32"),
+                   protocol=protocol or DEFAULT_PROTOCOL.get(device, "warm"), **kw)
+
     def as_dict(self) -> dict:
         return asdict(self)
 
     @property
     def cpu_threads(self) -> int:
         return self.threads or DEFAULT_CPU_THREADS
-
-
-class Executable(ABC):
-    """A prepared block or network. Use as a context manager, or call `release`."""
-
-    timer: Timer
-    #: Extra row columns the backend wants recorded (engine layers, copies, ...).
-    info: dict
-    #: The harness asks only for multiples of this unroll: a CUDA graph must run whole cycles
-    #: through the cold copies.
-    min_unroll: int = 1
-
-    @abstractmethod
-    def launcher(self, unroll: int) -> Callable[[], None]:
-        """A callable that runs the prepared target `unroll` times."""
-
-    def release(self) -> None:
-        """Free what `prepare` allocated."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.release()
 
 
 class Backend(ABC):
@@ -162,7 +148,7 @@ def copies_needed(protocol: str, weight_bytes: int, input_bytes: int, cache_byte
 def target_bytes(target: BlockSpec | Arch, precision: str, batch: int) -> tuple[int, int]:
     """(weight bytes, input bytes) of a block or network at a precision and batch."""
     blocks = target.blocks if isinstance(target, Arch) else (target,)
-    eb = ELEM_BYTES[precision]
+    eb = elem_bytes(precision)
     first = blocks[0]
     return (sum(b.folded_params for b in blocks) * eb,
             batch * first.in_channels * first.height * first.width * eb)

@@ -13,10 +13,9 @@ from typing import Callable
 from latbench.arch import Arch
 from latbench.backends.base import Backend, BackendConfig, Executable
 from latbench.errors import LatbenchError
+from latbench.blocks import BlockSpec
 from latbench.harness import HostTimer
-from latbench.spec import BlockSpec
-
-_NUMPY = {"fp32": "float32", "fp16": "float16"}
+from latbench.precision import numpy_dtype
 
 
 def _providers() -> list[str]:
@@ -77,14 +76,14 @@ class OrtBackend(Backend):
     def prepare(self, target: BlockSpec | Arch) -> Executable:
         import numpy as np
 
-        from latbench.onnx_export import export_onnx
+        from latbench.onnx_export import export_onnx  # onnx and torch, only when a block is prepared
 
         cfg = self.config
         model_bytes = export_onnx(target, precision=cfg.precision, batch=cfg.batch).SerializeToString()
         session = self._session(model_bytes)
         first = target.blocks[0] if isinstance(target, Arch) else target
         shape = (cfg.batch, first.in_channels, first.height, first.width)
-        array = np.random.default_rng(0).standard_normal(shape).astype(_NUMPY[cfg.precision])
+        array = np.random.default_rng(0).standard_normal(shape).astype(numpy_dtype(cfg.precision))
         return _OrtExecutable(session, self._bind(session, array))
 
     def _bind(self, session, array):

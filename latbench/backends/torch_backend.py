@@ -24,6 +24,7 @@ from latbench.backends.base import (Backend, BackendConfig, Executable, copies_n
                                     target_bytes)
 from latbench.errors import LatbenchError
 from latbench.harness import CudaEventTimer, HostTimer
+from latbench.precision import torch_dtype
 from latbench.spec import BlockSpec
 
 #: Memory the cold protocols may spend on copies.
@@ -80,8 +81,7 @@ class TorchBackend(Backend):
         return t.__version__
 
     def prepare(self, target: BlockSpec | Arch) -> Executable:
-        from latbench.builders import example_input
-        from latbench.onnx_export import inference_model, torch_dtype
+        from latbench.builders import example_input, inference_model  # torch, only when prepared
 
         torch, cfg = self.torch, self.config
         dtype = torch_dtype(cfg.precision)
@@ -104,8 +104,8 @@ def strict_fp32(torch) -> None:
     """fp32 tables mean IEEE fp32 arithmetic: PyTorch lets cuDNN convolutions use TF32 by default.
 
     Set through the current API (`fp32_precision`, torch >= 2.9) for cuDNN as a whole and for
-    matmuls, and through the legacy flags as well: torch refuses to read a legacy flag (raises)
-    once the two APIs disagree, and other code (or a user's) still reads them. Process-wide, like
+    matmuls, and through the legacy flags as well: some torch releases refuse to read a legacy
+    flag (raise) once the two APIs disagree (2.13 does), and other code still reads them. Process-wide, like
     every torch.backends flag; fp16/bf16 tables are unaffected.
     """
     cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
@@ -212,9 +212,10 @@ class CudaGraphExecutable(Executable):
         import torch
 
         if unroll not in self._graphs:
-            if len(self._graphs) > 1:  # keep the probe graph and one more: memory stays bounded
-                self.outputs.pop(max(self._graphs))
-                self._graphs.pop(max(self._graphs))
+            if len(self._graphs) > 1:  # keep the first (probe) graph and one more: memory stays bounded
+                other = list(self._graphs)[1]
+                self.outputs.pop(other)
+                self._graphs.pop(other)
             graph = torch.cuda.CUDAGraph()
             model, inputs, weights = self.model, self.inputs, self.weights
             with torch.inference_mode(), torch.cuda.graph(graph):

@@ -29,6 +29,7 @@ def _register() -> None:
     from latbench.cli import predict_cmds  # noqa: F401
     from latbench.cli import search_cmds  # noqa: F401
     from latbench.cli import plot_cmds  # noqa: F401
+    from latbench.cli import session_cmd  # noqa: F401
     from latbench.cli import demo_cmd  # noqa: F401
 
 

@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json, load_arch
+from latbench.blocks import KINDS, parse_key
 from latbench.cli import app
+from latbench.cli.options import JsonOpt, Precision, SpaceOpt, emit_json
 from latbench.cli.output import console, giga, millions
-from latbench.errors import LatbenchError, SpecError
-from latbench.spec import parse_key
+from latbench.errors import SpecError
+from latbench.space import load_space
 
 arch_app = typer.Typer(help="Inspect, encode and decode architectures.", no_args_is_help=True)
 app.add_typer(arch_app, name="arch")
 
-SPACE_HELP = "Search space: a bundled name (gpunet, tiny) or a space file."
-
-
-def _space(name: str):
-    from nas.space import load_space
-
-    return load_space(name)
+SourceArg = Annotated[str, typer.Argument(help="Arch file, bundled name (gpunet-1) or encoded vector.")]
 
 
 def _values(blocks, attr: str) -> str:
@@ -42,7 +38,8 @@ def stage_rows(arch: Arch) -> list[dict]:
     rows = []
     for stage, blocks in arch.stages():
         first, last = blocks[0], blocks[-1]
-        expanding = first.kind in ("irb", "fused_irb")
+        expanding = "e" in KINDS[first.kind].tokens
+        with_se = "se" in KINDS[first.kind].tokens
         rows.append({
             "stage": stage, "block": _values(blocks, "kind"), "layers": len(blocks),
             "channels": f"{first.in_channels}->{last.out_channels}", "stride": first.stride,
@@ -50,7 +47,7 @@ def stage_rows(arch: Arch) -> list[dict]:
             "expansion": _values(blocks, "expansion") if expanding else "-",
             "act": _values(blocks, "act"),
             "se": ("yes" if all(b.se for b in blocks) else "mixed" if any(b.se for b in blocks) else "no")
-            if expanding else "-",
+            if with_se else "-",
             "size": f"{first.height}->{last.out_height if last.kind != 'tail' else 1}",
             "params": sum(b.params for b in blocks), "macs": sum(b.macs for b in blocks),
         })
@@ -58,16 +55,21 @@ def stage_rows(arch: Arch) -> list[dict]:
 
 
 @arch_app.command("show")
-def show(source: str = typer.Argument(..., help="Arch file, bundled name (gpunet-1) or vector."),
-         space: str = typer.Option("gpunet", help=SPACE_HELP)):
+def show(source: SourceArg, space: SpaceOpt = "gpunet", json_out: JsonOpt = False):
     """Per-stage table with feature-map sizes, parameters and MACs."""
-    arch = load_arch(source, _space(space))
+    arch = load_arch(source, load_space(space))
+    rows = stage_rows(arch)
+    if json_out:
+        emit_json({"network": arch.name or source, "resolution": arch.resolution, "blocks": len(arch.blocks),
+                   "params": arch.params, "macs": arch.macs, "stages": rows, "keys": list(arch.keys),
+                   "units": "params and MACs are counts at batch 1 (MACs of convolutions and linear layers)"})
+        return
     table = Table(title=f"{arch.name or source}: {arch.resolution}x{arch.resolution} input, "
                         f"{len(arch.blocks)} blocks")
     for col in ("stage", "block", "layers", "channels", "stride", "kernel", "expansion", "act",
                 "SE", "size", "params", "MACs"):
         table.add_column(col, justify="right" if col in ("layers", "params", "MACs") else "left")
-    for r in stage_rows(arch):
+    for r in rows:
         table.add_row(str(r["stage"]), r["block"], str(r["layers"]), r["channels"], str(r["stride"]),
                       r["kernel"], r["expansion"], r["act"], r["se"], r["size"],
                       millions(r["params"]), f"{r['macs'] / 1e6:.1f} M")
@@ -78,53 +80,50 @@ def show(source: str = typer.Argument(..., help="Arch file, bundled name (gpunet
 
 
 @arch_app.command("decode")
-def decode(vector: str = typer.Argument(..., help="Comma-separated integers, or a file holding them."),
-           space: str = typer.Option("gpunet", help=SPACE_HELP)):
+def decode(vector: Annotated[str, typer.Argument(help="Comma-separated integers, or a file holding them.")],
+           space: SpaceOpt = "gpunet"):
     """Print the network of an encoded vector as latbench JSON."""
-    arch = load_arch(vector, _space(space))
-    print(json.dumps(arch_to_json(arch), indent=2))
+    emit_json(arch_to_json(load_arch(vector, load_space(space))))
 
 
 @arch_app.command("encode")
-def encode(source: str = typer.Argument(..., help="Arch file or bundled name."),
-           space: str = typer.Option("gpunet", help=SPACE_HELP)):
+def encode(source: SourceArg, space: SpaceOpt = "gpunet", json_out: JsonOpt = False):
     """Print a network's encoding, comma-separated."""
-    sp = _space(space)
-    arch = load_arch(source, sp)
-    vector = sp.encode(arch)
-    print(",".join(str(int(v)) for v in vector))
+    sp = load_space(space)
+    vector = [int(v) for v in sp.encode(load_arch(source, sp))]
+    if json_out:
+        emit_json({"space": sp.name, "vector": vector})
+    else:
+        print(",".join(map(str, vector)))
 
 
 @app.command("export")
-def export(source: str = typer.Argument(..., help="Arch file, bundled name, vector, or a block key."),
-           onnx: Path = typer.Option(..., "--onnx", help="Output .onnx path."),
-           precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 (weights and I/O)."),
-           batch: int = typer.Option(1, min=1, help="Static batch size."),
-           opset: int = typer.Option(17, min=17, help="ONNX opset (>= 17)."),
-           check: bool = typer.Option(True, help="Compare ONNX Runtime's output with torch's."),
-           space: str = typer.Option("gpunet", help=SPACE_HELP)):
+def export(source: Annotated[str, typer.Argument(help="Arch file, bundled name, vector, or a block key.")],
+           onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx path.")],
+           precision: Annotated[Precision, typer.Option(help="Weights and I/O.")] = Precision.fp32,
+           batch: Annotated[int, typer.Option(min=1, max=4096, help="Static batch size.")] = 1,
+           opset: Annotated[int, typer.Option(min=17, max=23, help="ONNX opset.")] = 17,
+           check: Annotated[bool, typer.Option(help="Compare ONNX Runtime's output with torch's.")] = True,
+           space: SpaceOpt = "gpunet", json_out: JsonOpt = False):
     """Export a network (or one block) to ONNX, BN folded, cleaned and checked."""
+    from latbench.files import check_output
     from latbench.onnx_export import check_with_onnxruntime, export_onnx
 
     try:
         target = parse_key(source)
     except SpecError:
-        target = load_arch(source, _space(space))
-    _writable(onnx)
-    proto = export_onnx(target, onnx, precision=precision, batch=batch, opset=opset)
-    msg = f"wrote {onnx} ({len(proto.graph.node)} nodes, {precision}, batch {batch}, opset {opset})"
-    if check and precision != "bf16":
-        err = check_with_onnxruntime(proto, target, precision=precision, batch=batch)
-        msg += f"; ONNX Runtime vs torch max abs error {err:.2e}"
+        target = load_arch(source, load_space(space))
+    check_output(onnx, "ONNX file")
+    proto = export_onnx(target, onnx, precision=precision.value, batch=batch, opset=opset)
+    result = {"onnx": str(onnx), "nodes": len(proto.graph.node), "precision": precision.value, "batch": batch,
+              "opset": opset}
+    if check and precision != Precision.bf16:
+        result["onnxruntime_max_abs_error"] = check_with_onnxruntime(proto, target, precision=precision.value,
+                                                                     batch=batch)
+    if json_out:
+        emit_json(result)
+        return
+    msg = f"wrote {onnx} ({result['nodes']} nodes, {precision.value}, batch {batch}, opset {opset})"
+    if "onnxruntime_max_abs_error" in result:
+        msg += f"; ONNX Runtime vs torch max abs error {result['onnxruntime_max_abs_error']:.2e}"
     print(msg)
-
-
-def _writable(path: Path) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True)
-        except OSError as err:
-            raise LatbenchError(f"{path}: cannot create folder {parent}: {err.strerror}") from None
-    if path.is_dir():
-        raise LatbenchError(f"{path}: is a folder; give a file path")

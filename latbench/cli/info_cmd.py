@@ -6,19 +6,25 @@ from rich.markup import escape
 from rich.table import Table
 
 from latbench.cli import app
-from latbench.cli.output import console
+from latbench.cli.options import JsonOpt, emit_json
+from latbench.console import console
 
 
 @app.command("info")
-def info():
+def info(json_out: JsonOpt = False):
     """What this machine offers latbench."""
     from latbench import backends, env
 
-    out = console()
     cpu = env.cpu_device_info(env.usable_cpus())
+    gpu = env.cuda_device_info()
+    usable = {device: backends.availability(device) for device in ("cuda", "cpu")}
+    versions = env.library_versions()
+    if json_out:
+        emit_json({"cpu": cpu, "gpu": gpu, "backends": usable, "libraries": versions})
+        return
+    out = console()
     out.print(f"cpu: {cpu['name']} ({cpu['machine']}), {cpu['cpus']} usable cores, "
               f"largest cache {cpu['cache_bytes'] / 2**20:.0f} MiB, {cpu['os']}")
-    gpu = env.cuda_device_info()
     if gpu:
         out.print(f"gpu: {gpu['name']} (sm {gpu['capability']}, {gpu['memory_bytes'] / 2**30:.0f} GiB, "
                   f"L2 {gpu['l2_bytes'] / 2**20:.0f} MiB), driver {gpu['driver']}, CUDA {gpu['cuda']}")
@@ -27,9 +33,8 @@ def info():
     table = Table(title="backends")
     for col in ("backend", "device", "usable"):
         table.add_column(col)
-    for device in ("cuda", "cpu"):
-        for name, reason in backends.availability(device).items():
+    for device, reasons in usable.items():
+        for name, reason in reasons.items():
             table.add_row(name, device, "yes" if reason is None else escape(f"no: {reason}"))
     out.print(table)
-    versions = env.library_versions()
     out.print("libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

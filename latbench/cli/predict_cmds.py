@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import json
+import time
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table as RichTable
 
 from latbench.cli import app
-from latbench.cli.output import console
+from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, GpuOpt, JsonOpt, MaybeTableOpt, Missing, MissingOpt,
+                                  Precision, PrecisionOpt, SeedOpt, SpaceOpt, TableOpt, emit_json)
+from latbench.console import console
 from latbench.errors import LatbenchError, MissingKeysError
 
 
-def resolve_table(table: Optional[Path], gpu: Optional[str] = None, precision: Optional[str] = None) -> Path:
+def resolve_table(table: Optional[Path], gpu: Optional[str] = None, precision: Optional[Precision] = None) -> Path:
     """--table, or the one table in tables/ that fits --gpu/--precision."""
     from latbench import env, resources
 
@@ -25,55 +27,56 @@ def resolve_table(table: Optional[Path], gpu: Optional[str] = None, precision: O
     if gpu:
         shipped = [p for p in shipped if env.gpu_matches(gpu, p.stem)]
     if precision:
-        shipped = [p for p in shipped if f"-{precision}-" in p.stem]
+        shipped = [p for p in shipped if f"-{precision.value}-" in p.stem]
     if len(shipped) != 1:
         names = ", ".join(p.name for p in shipped) or "none"
         raise LatbenchError(f"give --table PATH (tables/ offers: {names})")
     return shipped[0]
 
 
-def warn_mismatch(table, gpu: Optional[str], precision: Optional[str]) -> None:
+def check_target(table, gpu: Optional[str], precision: Optional[Precision]) -> None:
+    """A table of another GPU or precision than asked predicts something else: refuse."""
     from latbench import env
 
-    err = console(stderr=True)
     if gpu and not env.gpu_matches(gpu, table.device_name):
-        err.print(f"warning: --gpu {gpu} but the table was measured on {table.device_name}")
-    if precision and precision != table.precision:
-        err.print(f"warning: --precision {precision} but the table holds {table.precision} latencies")
+        raise LatbenchError(f"--gpu {gpu} but {table.path} was measured on {table.device_name}; "
+                            "give that GPU's table or drop --gpu")
+    if precision and precision.value != table.precision:
+        raise LatbenchError(f"--precision {precision.value} but {table.path} holds {table.precision} latencies; "
+                            "give a table of that precision or drop --precision")
 
 
 @app.command("predict")
 def predict(
-    arch: str = typer.Argument(..., help="Arch file, bundled name (gpunet-1) or encoded vector."),
-    table: Optional[Path] = typer.Option(None, help="Latency table (default: the one in tables/)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    breakdown: bool = typer.Option(False, help="Per-stage and per-block latencies."),
-    missing: str = typer.Option("error", help="Keys the table lacks: error | estimate | measure."),
-    gpu: Optional[str] = typer.Option(None, help="Expected GPU; a table of another warns."),
-    precision: Optional[str] = typer.Option(None, help="Expected precision; a table of another warns."),
-    space: str = typer.Option("gpunet", help="Space of an encoded vector."),
+    arch: Annotated[str, typer.Argument(help="Arch file, bundled name (gpunet-1) or encoded vector.")],
+    table: MaybeTableOpt = None,
+    json_out: JsonOpt = False,
+    breakdown: Annotated[bool, typer.Option(help="Per-stage and per-block latencies.")] = False,
+    missing: MissingOpt = Missing.error,
+    gpu: GpuOpt = None,
+    precision: PrecisionOpt = None,
+    space: SpaceOpt = "gpunet",
 ):
     """Whole-network latency from a table: calibrated value, raw sum, coverage, breakdown."""
     from latbench import load_arch
     from latbench.predictor import Predictor
+    from latbench.space import load_space
     from latbench.table import load_table
-    from nas.space import load_space
 
-    if missing not in ("error", "estimate", "measure"):
-        raise LatbenchError(f"--missing {missing}: use error, estimate or measure")
     path = resolve_table(table, gpu, precision)
     net = load_arch(arch, load_space(space))
     t = load_table(path)
-    warn_mismatch(t, gpu, precision)
-    if missing == "measure":
-        from latbench.validate import backend_for_table, fill_missing
+    check_target(t, gpu, precision)
+    if missing == Missing.measure:
         from latbench.harness import HarnessSettings
+        from latbench.provenance import backend_for_table
+        from latbench.validate import fill_missing
 
         fill_missing([net], path, backend_for_table(t), HarnessSettings(**t.meta["harness"]))
         t = load_table(path)
     pred = Predictor(t)
     try:
-        p = pred.predict(net, missing="estimate" if missing == "estimate" else "error")
+        p = pred.predict(net, missing="estimate" if missing == Missing.estimate else "error")
     except MissingKeysError as err:
         raise LatbenchError(
             f"{path}: lacks {len(err.keys)} of the {len(set(net.keys))} keys of {net.name} "
@@ -84,8 +87,12 @@ def predict(
                "units": "milliseconds per forward pass of one batch", **p.as_dict()}
         if p.missing:
             obj["estimate_error"] = pred.estimator.cv
-        print(json.dumps(obj, indent=2))
+        emit_json(obj)
         return
+    print_prediction(net, arch, p, pred, t, path, breakdown)
+
+
+def print_prediction(net, arch: str, p, pred, t, path: Path, breakdown: bool) -> None:
     out = console()
     kind = "calibrated" if p.calibrated else "raw sum (table has no calibration: run latbench validate)"
     out.print(f"[bold]{net.name}[/bold]: {p.latency_ms:.3f} ms {kind}; raw sum {p.raw_sum_ms:.3f} ms; "
@@ -97,8 +104,8 @@ def predict(
     if p.extrapolated:
         lo, hi = (v / 1000 for v in t.calibration["fitted_range_us"])
         out.print(f"note: the calibration was fitted on networks of {lo:.3g}-{hi:.3g} ms (raw sum); this one "
-                  "lies outside, so trust the raw sum as much as the calibrated value (latbench validate "
-                  f"--archs {arch} adds it to the fit)")
+                  f"lies outside, so the value given is {p.calibration_used} (latbench validate --archs {arch} "
+                  "adds it to the fit)")
     if breakdown:
         st = RichTable(title="per stage (us)")
         for c in ("stage", "blocks", "us", "share"):
@@ -117,38 +124,54 @@ def predict(
 
 @app.command("validate")
 def validate_cmd(
-    table: Path = typer.Option(..., help="Latency table to validate (measured on this machine)."),
-    n: int = typer.Option(50, help="Sobol-sampled networks to measure end to end (0: only --archs)."),
-    archs: List[str] = typer.Option([], help="Networks to add to the sample (repeatable)."),
-    seed: int = typer.Option(1, help="Sobol seed (pick one the table was not built from)."),
-    space: str = typer.Option("gpunet", help="Space to sample from."),
-    report: Optional[Path] = typer.Option(None, help="Report JSON (default: TABLE.validation.json)."),
-    plot: Optional[Path] = typer.Option(None, help="Predicted-vs-measured chart (PNG; an SVG beside it)."),
-    store: bool = typer.Option(True, help="Store the fitted calibration with the table."),
+    table: TableOpt,
+    n: Annotated[int, typer.Option("--n", min=0, max=MAX_NETWORKS,
+                                   help="Sobol networks of --space to measure end to end (0: only --archs).")] = 50,
+    archs: ArchsOpt = [],  # noqa: B006 - typer's idiom for a repeatable option
+    seed: SeedOpt = 1,
+    space: SpaceOpt = "gpunet",
+    report: Annotated[Optional[Path], typer.Option(help="Report JSON (default: TABLE.validation.json).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Predicted-vs-measured chart (PNG; an SVG beside it).")] = None,
+    store: Annotated[bool, typer.Option(help="Store the fitted calibration with the table.")] = True,
+    time_limit: Annotated[Optional[float], typer.Option(
+        "--time-limit", min=1, max=30 * 86400, help="Seconds: validate as many networks as fit (keys network by "
+                                                    "network, then end to end).")] = None,
+    json_out: JsonOpt = False,
 ):
     """Measure networks end to end, compare with the table, fit and store the calibration."""
     from latbench import load_arch
-    from latbench.validate import sample_archs, validate
-    from nas.space import load_space
+    from latbench.files import check_output, write_json
+    from latbench.space import load_space, sample_archs
+    from latbench.validate import validate
 
-    if n < 0 or (n == 0 and not archs):
-        raise LatbenchError(f"--n {n}: give a positive number of networks, or --archs")
+    if n == 0 and not archs:
+        raise LatbenchError("--n 0: give a positive number of networks, or --archs")
+    report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
+    if plot:
+        check_output(plot, "chart file")
     sp = load_space(space)
     nets = (sample_archs(sp, n, seed) if n else []) + [load_arch(a, sp) for a in archs]
-    rep = validate(table, nets, store=store)
-    report = report or Path(str(table).removesuffix(".jsonl") + ".validation.json")
-    report.write_text(json.dumps(rep, indent=1))
-    print_report(rep)
-    stored = store and rep["calibration"] is not None
-    console().print(f"report: {report}" + ("; calibration stored with the table" if stored else ""))
+    deadline = time.monotonic() + time_limit if time_limit else None
+    rep = validate(table, nets, store=store, deadline=deadline, progress=not json_out)
+    write_json(report, rep)
+    paths = []
     if plot:
         from latbench.plots import plot_validate
 
         paths = plot_validate(rep, plot)
+    stored = store and rep["calibration"] is not None
+    if json_out:
+        emit_json(rep | {"report": str(report), "charts": [str(p) for p in paths]})
+        return
+    print_report(rep)
+    console().print(f"report: {report}" + ("; calibration stored with the table" if stored else ""))
+    if paths:
         console().print("chart: " + ", ".join(map(str, paths)))
 
 
 def print_report(rep: dict) -> None:
+    from latbench.validate import MIN_FIT_NETWORKS
+
     out = console()
     out.print(f"{rep['networks']} networks on {rep['table_provenance']}")
     columns = [("raw sum", rep["raw_sum"])]
@@ -157,7 +180,7 @@ def print_report(rep: dict) -> None:
     if rep.get("calibrated_held_out"):
         columns.append((f"refit, held out ({rep['calibration']['model']})", rep["calibrated_held_out"]))
     else:
-        out.print(f"(fewer than {6} networks: compared, no calibration fitted)")
+        out.print(f"(fewer than {MIN_FIT_NETWORKS} networks: compared, no calibration fitted)")
     t = RichTable(title="whole network vs prediction")
     t.add_column("metric")
     for label, _ in columns:
@@ -169,6 +192,8 @@ def print_report(rep: dict) -> None:
     for label, key, unit in rows:
         t.add_row(label, *[f"{m[key]:.1f} %" if unit else f"{m[key]:.3f}" for _, m in columns])
     out.print(t)
+    if rep.get("networks_skipped"):
+        out.print(f"{len(rep['networks_skipped'])} networks skipped: {rep['networks_skipped'][0]['reason']}")
     if rep.get("noise"):
         nz = rep["noise"]
         out.print(f"run-to-run noise of whole networks ({nz['networks']} re-measured): "

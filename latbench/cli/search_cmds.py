@@ -2,111 +2,174 @@
 
 from __future__ import annotations
 
+import math
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table as RichTable
 
 from latbench.cli import app
-from latbench.cli.output import console
+from latbench.cli.options import JsonOpt, MAX_NETWORKS, SeedOpt, SpaceOpt, TableOpt, emit_json
+from latbench.console import console
 from latbench.errors import LatbenchError
+from nas.propose import METHODS
+
+#: Latency groups are searched inside (0, MAX_GROUP_MS) ms: a day per forward pass is no group.
+MAX_GROUP_MS = 86_400_000.0
+#: Exit code of a search some of whose trials failed (the results stay valid and resumable).
+EXIT_FAILED_TRIALS = 3
+
+
+#: The proposal methods, as the samplers register them (nas.propose.SAMPLERS).
+Method = Enum("Method", {m: m for m in METHODS}, type=str)
+
+
+class Optimizer(str, Enum):
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class SearchMissing(str, Enum):
+    """Blocks of trained networks the table lacks: measure them (on the table's device) or estimate."""
+
+    measure = "measure"
+    estimate = "estimate"
 
 
 def parse_groups(text: str) -> list[float]:
+    """Latency-group boundaries in ms: finite, positive, distinct, increasing once sorted."""
     try:
         edges = sorted(float(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise LatbenchError(f"--groups {text!r}: comma-separated milliseconds, e.g. 0.5,1.0,2.0") from None
-    if not edges or edges[0] <= 0:
-        raise LatbenchError(f"--groups {text!r}: give positive boundaries in ms")
+    if not edges or not all(math.isfinite(e) and 0 < e < MAX_GROUP_MS for e in edges):
+        raise LatbenchError(f"--groups {text!r}: give positive, finite boundaries in ms, e.g. 0.5,1.0,2.0")
+    if len(set(edges)) != len(edges):
+        raise LatbenchError(f"--groups {text!r}: a boundary is given twice")
     return edges
+
+
+NOpt = Annotated[int, typer.Option("--n", min=1, max=MAX_NETWORKS,
+                                   help="Sobol networks to draw (a power of two keeps Sobol balanced).")]
 
 
 @app.command("sample")
 def sample_cmd(
-    table: Path = typer.Option(..., help="Latency table."),
-    n: int = typer.Option(65536, help="Networks to draw (a power of two keeps Sobol balanced)."),
-    groups: str = typer.Option("0.5,1.0,2.0", help="Latency-group boundaries in ms."),
-    space: str = typer.Option("gpunet", help="Search space."),
-    seed: int = typer.Option(0, help="Sobol seed."),
-    out: Optional[Path] = typer.Option(None, help="Write the pool (.npz) for latbench search --pool."),
+    table: TableOpt,
+    n: NOpt = 65536,
+    groups: Annotated[str, typer.Option(help="Latency-group boundaries in ms.")] = "0.5,1.0,2.0",
+    space: SpaceOpt = "gpunet",
+    seed: SeedOpt = 0,
+    out: Annotated[Optional[Path], typer.Option(help="Write the pool (.npz) for latbench search --pool.")] = None,
+    json_out: JsonOpt = False,
 ):
     """Draw a Sobol pool, predict every network, count the latency groups."""
+    from latbench.files import check_output
+    from latbench.space import load_space
     from nas.pool import make_pool
-    from nas.space import load_space
 
     edges = parse_groups(groups)
+    if out:
+        check_output(out, "pool file")
+    sp = load_space(space)
+    pool = make_pool(table, sp, n, seed, edges)
+    if out:
+        pool.save(out)
+    counts = pool.group_counts(edges)
+    lat = pool.latency_ms
+    if json_out:
+        emit_json({"space": sp.name, "n": n, "seed": seed, "table": str(table), "provenance": pool.meta["table_provenance"],
+                   "calibrated": pool.meta["calibrated"], "units": "milliseconds per forward pass of one batch",
+                   "measured_fraction_mean": float(pool.measured_fraction.mean()),
+                   "groups": [{"lo_ms": lo, "hi_ms": hi, "networks": c} for lo, hi, c in counts],
+                   "latency_ms": {"min": float(lat.min()), "median": float(sorted(lat)[n // 2]), "max": float(lat.max())},
+                   "pool": str(out) if out else None})
+        return
+    out_c = console()
     if n & (n - 1):
         console(stderr=True).print(f"note: --n {n} is not a power of two; Sobol balance holds for 2^m points")
-    pool = make_pool(table, load_space(space), n, seed, edges)
-    out_c = console()
-    out_c.print(f"{n} {space} networks (Sobol seed {seed}) predicted with {pool.meta['table_provenance']}"
+    out_c.print(f"{n} {sp.name} networks (Sobol seed {seed}) predicted with {pool.meta['table_provenance']}"
                 f" ({'calibrated' if pool.meta['calibrated'] else 'raw sums'}); "
                 f"{pool.measured_fraction.mean() * 100:.0f} % of the latency rests on measured rows on average")
     t = RichTable(title="latency groups (ms per batch)")
     for c in ("group", "networks", "share"):
         t.add_column(c, justify="right")
-    for lo, hi, count in pool.group_counts(edges):
+    for lo, hi, count in counts:
         t.add_row(f"[{lo:g}, {hi:g})", str(count), f"{count / n * 100:.1f} %")
     out_c.print(t)
-    out_c.print(f"predicted latency: min {pool.latency_ms.min():.3f}, median {float(pool.latency_ms[pool.latency_ms.argsort()[n // 2]]):.3f}, "
-                f"max {pool.latency_ms.max():.3f} ms")
+    out_c.print(f"predicted latency: min {lat.min():.3f}, median {float(sorted(lat)[n // 2]):.3f}, "
+                f"max {lat.max():.3f} ms")
     if out:
-        pool.save(out)
         out_c.print(f"pool: {out}")
 
 
 @app.command("search")
 def search_cmd(
-    table: Path = typer.Option(..., help="Latency table for the latency groups."),
-    latency_max: float = typer.Option(..., help="Upper end of the latency group, ms (exclusive)."),
-    latency_min: float = typer.Option(0.0, help="Lower end of the latency group, ms."),
-    budget: int = typer.Option(64, help="Trials to train."),
-    parallel: Optional[int] = typer.Option(None, help="Trials at once (default: one per GPU, else 1)."),
-    method: str = typer.Option("lamcts", help="lamcts | bo | random."),
-    data: str = typer.Option("digits", help="digits | imagefolder:PATH | cifar10:PATH."),
-    epochs: int = typer.Option(2, help="Training epochs per trial."),
-    proxy_resolution: Optional[int] = typer.Option(None, help="Training resolution (default per dataset)."),
-    width_mult: float = typer.Option(1.0, help="Channel multiplier for training."),
-    train_fraction: float = typer.Option(1.0, help="Share of the training split used."),
-    optimizer: str = typer.Option("sgd", help="sgd | adamw."),
-    seed: int = typer.Option(0, help="Seed of the pool, the proposals and training."),
-    space: str = typer.Option("gpunet", help="Search space."),
-    pool: Optional[Path] = typer.Option(None, help="A pool from latbench sample (default: drawn here)."),
-    pool_size: int = typer.Option(1 << 16, help="Pool size when drawn here (power of two)."),
-    out: Path = typer.Option(Path("search_out"), help="Output folder (results.jsonl, best.json, best.onnx)."),
-    resume: bool = typer.Option(False, help="Continue the search in --out."),
-    ray: Optional[str] = typer.Option(None, help="Run trials on Ray: auto or an address."),
-    measure: bool = typer.Option(True, help="On the table's device, measure trained networks' missing blocks."),
-    top_k: int = typer.Option(5, help="Trials listed at the end."),
-    leaf_size: int = typer.Option(10, help="LA-MCTS: trials a tree node holds before it splits."),
-    n_init: int = typer.Option(8, help="Random trials before the model-based proposals."),
+    table: TableOpt,
+    latency_max: Annotated[float, typer.Option(min=0, max=MAX_GROUP_MS,
+                                               help="Upper end of the latency group, ms (exclusive).")],
+    latency_min: Annotated[float, typer.Option(min=0, max=MAX_GROUP_MS, help="Lower end of the latency group, ms.")] = 0.0,
+    budget: Annotated[int, typer.Option(min=1, max=100_000, help="Trials to train.")] = 64,
+    parallel: Annotated[Optional[int], typer.Option(min=1, max=1024, help="Trials at once (default: one per GPU, else 1).")] = None,
+    method: Annotated[Method, typer.Option(help="Proposal method.")] = Method(METHODS[0]),
+    data: Annotated[str, typer.Option(help="digits | imagefolder:PATH | cifar10:PATH.")] = "digits",
+    epochs: Annotated[int, typer.Option(min=1, max=10_000, help="Training epochs per trial.")] = 2,
+    proxy_resolution: Annotated[Optional[int], typer.Option(min=8, max=8192, help="Training resolution (default per dataset).")] = None,
+    width_mult: Annotated[float, typer.Option(min=0.01, max=16, help="Channel multiplier for training.")] = 1.0,
+    train_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of the training split used.")] = 1.0,
+    optimizer: Annotated[Optimizer, typer.Option(help="Training optimiser.")] = Optimizer.sgd,
+    seed: SeedOpt = 0,
+    space: SpaceOpt = "gpunet",
+    pool: Annotated[Optional[Path], typer.Option(help="A pool from latbench sample (default: drawn here).")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=MAX_NETWORKS,
+                                   help="Sobol networks in the pool drawn here (a power of two).")] = 1 << 16,
+    out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, best.json, best.onnx).")] = Path("search_out"),
+    resume: Annotated[bool, typer.Option(help="Continue the search in --out.")] = False,
+    ray: Annotated[Optional[str], typer.Option(help="Run trials on Ray: auto or an address.")] = None,
+    missing: Annotated[SearchMissing, typer.Option(
+        help="Blocks a trained network lacks: measure (on the table's device) or estimate.")] = SearchMissing.measure,
+    top_k: Annotated[int, typer.Option(min=1, max=10_000, help="Trials listed at the end.")] = 5,
+    leaf_size: Annotated[int, typer.Option(min=2, max=100_000, help="LA-MCTS: trials a tree node holds before it splits.")] = 10,
+    n_init: Annotated[int, typer.Option(min=1, max=100_000, help="Random trials before the model-based proposals.")] = 8,
+    json_out: JsonOpt = False,
+    pool_size: Annotated[Optional[int], typer.Option("--pool-size", min=1, max=MAX_NETWORKS, hidden=True)] = None,
+    measure: Annotated[Optional[bool], typer.Option("--measure/--no-measure", hidden=True)] = None,
 ):
-    """LA-MCTS-guided BO (or bo, random) inside one latency group, scored by short training."""
-    from latbench.env import usable_cpus
-    from nas.search import SearchConfig, default_parallel, run_search
-    from nas.evaluate import TrainConfig
+    """LA-MCTS-guided BO (or bo, random) inside one latency group, scored by short training.
 
-    if budget < 1:
-        raise LatbenchError(f"--budget {budget}: at least one trial")
+    Exit code 3 when some trials failed (the results stay valid; --resume continues).
+    """
+    from latbench.env import usable_cpus
+    from nas.evaluate import TrainConfig
+    from nas.search import SearchConfig, default_parallel, run_search
+
+    n = pool_size or n  # --pool-size: the spelling of earlier releases
+    if measure is not None:  # --measure/--no-measure: likewise
+        missing = SearchMissing.measure if measure else SearchMissing.estimate
     parallel = parallel or default_parallel()
     # On a CPU the workers share the cores: one thread each keeps them from starving each other.
     threads = None if default_parallel() > 1 or ray else max(1, usable_cpus() // parallel)
     train = TrainConfig(data=data, epochs=epochs, proxy_resolution=proxy_resolution, width_mult=width_mult,
-                        train_fraction=train_fraction, optimizer=optimizer, seed=seed, threads=threads)
+                        train_fraction=train_fraction, optimizer=optimizer.value, seed=seed, threads=threads)
     cfg = SearchConfig(table=str(table), latency_max=latency_max, latency_min=latency_min, space=space,
-                       budget=budget, parallel=parallel, method=method, seed=seed,
-                       pool=str(pool) if pool else None, pool_size=pool_size, train=train.as_dict(),
-                       measure=measure, top_k=top_k, leaf_size=leaf_size, n_init=n_init)
+                       budget=budget, parallel=parallel, method=method.value, seed=seed,
+                       pool=str(pool) if pool else None, pool_size=n, train=train.as_dict(),
+                       measure=missing == SearchMissing.measure, top_k=top_k, leaf_size=leaf_size, n_init=n_init)
     executor = None
     if ray:
         cfg.check()
         from nas.executors import RayExecutor
 
         executor = RayExecutor(ray, parallel)
-    summary = run_search(cfg, out, resume=resume, executor=executor)
-    print_summary(summary)
+    summary = run_search(cfg, out, resume=resume, executor=executor, progress=not json_out)
+    if json_out:
+        emit_json(summary)
+    else:
+        print_summary(summary)
+    if summary["failed"]:
+        raise typer.Exit(EXIT_FAILED_TRIALS)
 
 
 def print_summary(summary: dict) -> None:

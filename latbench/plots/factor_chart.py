@@ -19,7 +19,7 @@ from latbench.errors import LatbenchError, SpecError
 from latbench.keysets import factor_levels, grid_specs
 from latbench.plots.common import COLORS, FactorChart, as_table, grid_lines, new_figure, save, title
 from latbench.spec import BlockSpec, format_number, parse_key
-from latbench.table import Table, load_table
+from latbench.table import Table
 
 #: Panel order and axis labels of the grid factors the GPUNet space searches.
 FACTOR_LABELS = {
@@ -84,31 +84,36 @@ def _label(spec: BlockSpec, varied: list[str]) -> str:
     return format_number(value) if isinstance(value, float) else str(value)
 
 
+def factor_keys(grid: str | Path = "factor_grid", base_key: str | None = None) -> list[BlockSpec]:
+    """Every block the factor chart of `grid` (re-based on `base_key`) draws: what to measure
+    before drawing it."""
+    base, levels = factor_specs(grid, base_key)
+    needed = [base] + [s for pairs in levels.values() for _, s in pairs]
+    return list({s.key: s for s in needed}.values())
+
+
 def factors(table: Table | str | Path, out_dir: str | Path, grid: str | Path = "factor_grid",
-            base_key: str | None = None, measure: bool = False) -> FactorChart:
+            base_key: str | None = None) -> FactorChart:
     """Draw the factor chart of `table` into OUT_DIR/factors[-BASE].png and .svg.
 
     Levels whose key the table lacks (or failed) are listed on stderr, returned in `missing` and
-    left out; with `measure` they are first measured with the table's backend on this machine,
-    which must be the table's device (LatbenchError otherwise).
+    left out (`latbench plot factors --missing measure` measures them first, on the table's
+    device).
     """
     if Path(out_dir).is_file():
         raise LatbenchError(f"{out_dir}: is a file; --out names the folder that gets factors.png and .svg")
     table = as_table(table)
     base, levels = factor_specs(grid, base_key)
-    needed = [base] + [s for pairs in levels.values() for _, s in pairs]
-    lacking = _lacking(table, needed)
-    if measure and lacking:
-        table = _measure(table, lacking)
-        lacking = _lacking(table, needed)
-    missing = [s.key for s in lacking]
-    if len(missing) == len({s.key for s in needed}):
+    needed = factor_keys(grid, base_key)
+    ok = table.ok()
+    missing = [s.key for s in needed if s.key not in ok]
+    if len(missing) == len(needed):
         raise LatbenchError(f"{table.path}: has none of the {len(missing)} blocks of the factor chart (base "
                             f"{base.key}); measure them with latbench build-table --grid {grid}, or pass "
-                            "--measure on the table's device")
+                            "--missing measure on the table's device")
     if missing:
         print(f"{len(missing)} block(s) of the chart are not in the table {table.path} and are left out "
-              "(on the table's device, --measure measures them):", file=sys.stderr)
+              "(on the table's device, --missing measure measures them):", file=sys.stderr)
         for key in missing:
             print(f"  {key}", file=sys.stderr)
     panels = [_panel(table, f, levels[f], base) for f in _ordered(levels)] + [_layers_panel(table, base)]
@@ -117,27 +122,6 @@ def factors(table: Table | str | Path, out_dir: str | Path, grid: str | Path = "
                f"block {base.key} (dark bar); error bars p10-p90", table.describe())
     name = "factors" if base_key is None else f"factors-{base.key}"
     return FactorChart(fig, save(fig, Path(out_dir) / f"{name}.png"), missing)
-
-
-def _lacking(table: Table, specs: list[BlockSpec]) -> list[BlockSpec]:
-    ok = table.ok()
-    return list({s.key: s for s in specs if s.key not in ok}.values())
-
-
-def _measure(table: Table, specs: list[BlockSpec]) -> Table:
-    """Measure `specs` into the table's file with its own backend and harness; the reloaded table."""
-    from latbench.build import build_table
-    from latbench.harness import HarnessSettings
-    from latbench.validate import backend_for_table
-
-    if table.path is None:
-        raise LatbenchError("measuring missing rows needs a table loaded from a file")
-    try:
-        be = backend_for_table(table)  # refuses when this machine is not the table's device
-    except LatbenchError as err:
-        raise LatbenchError(f"cannot measure the missing blocks on this machine: {err}") from None
-    build_table(specs, table.path, be, HarnessSettings(**table.meta["harness"]), retry_failed=True)
-    return load_table(table.path)
 
 
 def _ordered(levels: dict) -> list[str]:

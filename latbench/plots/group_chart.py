@@ -9,27 +9,28 @@ from matplotlib.patches import Patch
 
 from latbench.errors import LatbenchError
 from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, save, title
-from nas.pool import Pool, load_pool
+from latbench.predictor import group_counts
 
 #: Group shades, light enough that the histogram bars stay readable on top of them.
 SHADES = ("#fdd0a2", "#c7e9c0", "#c6dbef", "#dadaeb", "#fcbba1", "#d9d9d9")
 
 
-def groups(pool: Pool | str | Path, out: str | Path, edges: list[float] | None = None) -> Chart:
-    """Histogram of the pool's predicted latency (ms per batch) with its latency groups.
+def groups(latency_ms, out: str | Path, edges: list[float], meta: dict | None = None) -> Chart:
+    """Histogram of a pool's predicted latency (ms per batch) with its latency groups.
 
-    `edges` are the group boundaries in ms (default: the pool's own, meta["groups"]); each group
-    [lo, hi) is shaded, its boundaries drawn as dashed lines, and its network count given in the
-    legend. Writes OUT (.png) and the SVG beside it.
+    `latency_ms` [N]: predicted latencies; `edges`: group boundaries in ms; `meta`: the pool's
+    metadata (space, table_provenance, calibrated) for the title and axis. Each group [lo, hi)
+    is shaded, its boundaries drawn as dashed lines, and its network count given in the legend.
+    Writes OUT (.png) and the SVG beside it.
     """
-    pool = pool if isinstance(pool, Pool) else load_pool(pool)
-    if edges is None:
-        edges = pool.meta.get("groups") or []
+    meta = meta or {}
     edges = sorted(edges)
-    if any(e <= 0 for e in edges):
-        raise LatbenchError(f"latency-group boundaries must be positive ms, got {edges}")
-    lat = pool.latency_ms
-    counts = pool.group_counts(edges)
+    lat = np.asarray(latency_ms, dtype=float)
+    if len(lat) == 0 or not np.isfinite(lat).all():
+        raise LatbenchError("the pool's predicted latencies are empty or not finite: draw the pool again")
+    if any(not np.isfinite(e) or e <= 0 for e in edges):
+        raise LatbenchError(f"latency-group boundaries must be positive, finite ms, got {edges}")
+    counts = group_counts(lat, edges)
     fig = new_figure(11, 5.2)
     ax = fig.subplots()
     right = max([float(lat.max()), *edges]) * 1.04  # every group boundary stays in view
@@ -38,21 +39,21 @@ def groups(pool: Pool | str | Path, out: str | Path, edges: list[float] | None =
         shade = SHADES[i % len(SHADES)]
         ax.axvspan(lo, min(hi, right), color=shade, alpha=0.6, linewidth=0)
         handles.append(Patch(color=shade, label=f"{_group_name(lo, hi)}: {count} networks "
-                                                f"({count / len(pool) * 100:.1f} %)"))
+                                                f"({count / len(lat) * 100:.1f} %)"))
     ax.hist(lat, bins=_bins(lat, edges), color=COLORS["main"], edgecolor="white", linewidth=0.5)
     for e in edges:
         ax.axvline(e, color="black", linestyle="--", linewidth=1.2)
     ax.set_xlim(min(0.0, float(lat.min())), right)
-    kind = "calibrated" if pool.meta.get("calibrated") else "raw sum of table rows"
+    kind = "calibrated" if meta.get("calibrated") else "raw sum of table rows"
     ax.set_xlabel(f"predicted latency (ms per batch, {kind})")
     ax.set_ylabel("networks")
     # Outside the axes: the legend never hides a bar.
     fig.legend(handles=handles, title="latency groups", loc="outside lower center", ncols=3, fontsize=9,
                title_fontsize=9, frameon=False)
     grid_lines(ax)
-    space = pool.meta.get("space", "?")
-    title(fig, f"Predicted latency of {len(pool):,} Sobol-sampled networks of the {space} space",
-          pool.meta.get("table_provenance", "table provenance unknown"))
+    space = meta.get("space", "?")
+    title(fig, f"Predicted latency of {len(lat):,} Sobol-sampled networks of the {space} space",
+          meta.get("table_provenance", "table provenance unknown"))
     return Chart(fig, save(fig, out))
 
 

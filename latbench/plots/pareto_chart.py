@@ -8,11 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from latbench.errors import LatbenchError
-from latbench.plots.common import COLORS, Chart, as_table, grid_lines, new_figure, save, title
-from latbench.table import Table, identity_diff, load_table
-from nas.results import ResultsLog
+from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, save, title
 
-REFERENCES = ("gpunet-0", "gpunet-1", "gpunet-2")
 REFERENCE_COLORS = ("#9467bd", "#8c564b", "#bcbd22")
 
 
@@ -25,47 +22,30 @@ def pareto_mask(latency_ms, top1) -> np.ndarray:
     return ~(no_worse & better).any(axis=1)
 
 
-def reference_latencies(table: Table) -> dict[str, tuple[float, float]]:
-    """{name: (predicted ms per batch, share of it from measured rows)} of GPUNet-0/1/2."""
-    from latbench.arch_io import load_arch
-    from latbench.predictor import Predictor
+def pareto(trials: list[dict], out: str | Path, provenance: str, *, group_ms=None, method: str = "search",
+           references: dict[str, tuple[float, float]] | None = None) -> Chart:
+    """Top-1 (%) against predicted latency (ms per batch) of finished trials.
 
-    pred = Predictor(table)
-    out = {}
-    for name in REFERENCES:
-        p = pred.predict(load_arch(name), missing="estimate")
-        out[name] = (p.latency_ms, p.measured_fraction)
-    return out
-
-
-def pareto(results_dir: str | Path, out: str | Path, table: Table | str | Path | None = None) -> Chart:
-    """Top-1 (%) against predicted latency (ms per batch) of the done trials in RESULTS_DIR.
-
-    The Pareto front (higher accuracy, lower latency) is drawn as a step line and the searched
-    latency group shaded; with `table`, GPUNet-0/1/2 predicted on it are vertical lines. The
-    title names the search's table (or `table` when the search's table file is gone).
+    `trials`: records with "predicted_ms" and "top1" (a search's results.jsonl "done" records);
+    `provenance`: the table the latencies came from (device, backend, precision, batch);
+    `group_ms`: the searched latency group (lo, hi), shaded; `references`: {name: (predicted ms,
+    share from measured rows)} drawn as vertical lines (GPUNet-0/1/2). The Pareto front (higher
+    accuracy, lower latency) is drawn as a step line.
     """
-    log = ResultsLog(results_dir)
-    if not log.path.is_file():
-        raise LatbenchError(f"{results_dir}: no results.jsonl (run latbench search --out {results_dir})")
-    history = log.read()
-    config = history.config or {}
-    done = history.done
-    if not done:
-        raise LatbenchError(f"{log.path}: no finished trial yet; plot again when some are done")
-    lat = np.array([r["predicted_ms"] for r in done], dtype=float)
-    acc = np.array([r["top1"] for r in done], dtype=float)
-    ref_table = as_table(table) if table is not None else None
-    provenance = _provenance(config, ref_table, log.path)
-
+    if not trials:
+        raise LatbenchError("no finished trial yet; plot again when some are done")
+    lat = np.array([r["predicted_ms"] for r in trials], dtype=float)
+    acc = np.array([r["top1"] for r in trials], dtype=float)
+    if not (np.isfinite(lat).all() and np.isfinite(acc).all() and (lat > 0).all()):
+        raise LatbenchError("a trial's predicted latency or accuracy is not a positive finite number")
+    refs = references or {}
     fig = new_figure(9, 5.6)
     ax = fig.subplots()
-    lo, hi = config.get("latency_min"), config.get("latency_max")
-    if lo is not None and hi is not None:
+    if group_ms is not None:
+        lo, hi = group_ms
         ax.axvspan(lo, hi, color=COLORS["group"], alpha=0.12, linewidth=0,
                    label=f"searched latency group [{lo:g}, {hi:g}) ms")
     _draw_trials(ax, lat, acc)
-    refs = reference_latencies(ref_table) if ref_table is not None else {}
     every = np.concatenate([lat, [ms for ms, _ in refs.values()]])
     log_x = every.max() / max(every.min(), 1e-9) > 10  # trials and references far apart
     if log_x:
@@ -78,8 +58,7 @@ def pareto(results_dir: str | Path, out: str | Path, table: Table | str | Path |
         ax.set_xlim(left=0)
     fig.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
     grid_lines(ax, "both")
-    method = config.get("method", "search")
-    title(fig, f"Search ({method}): accuracy vs predicted latency of {len(done)} trained networks", provenance)
+    title(fig, f"Search ({method}): accuracy vs predicted latency of {len(trials)} trained networks", provenance)
     return Chart(fig, save(fig, out))
 
 
@@ -91,20 +70,6 @@ def _draw_trials(ax, lat: np.ndarray, acc: np.ndarray) -> None:
     front = front[np.lexsort((-acc[front], lat[front]))]  # by latency; the step rises left to right
     ax.step(lat[front], acc[front], where="post", color=COLORS["accent"], linewidth=1.8, marker="o",
             markersize=6, label=f"Pareto front ({len(front)} trials)", zorder=4)
-
-
-def _provenance(config: dict, ref_table: Table | None, results: Path) -> str:
-    """The provenance of the table the trials were predicted with; notes a different `table`."""
-    path = config.get("table")
-    searched = load_table(path) if path and Path(path).is_file() else None
-    if searched is None and ref_table is None:
-        raise LatbenchError(f"{results}: the search's table {path!r} is not here; pass --table so that "
-                            "the chart can name the device, backend, precision and batch")
-    if searched is None:
-        return ref_table.describe()
-    if ref_table is not None and identity_diff(searched.meta, ref_table.meta):
-        return f"{searched.describe()}\nGPUNet lines: {ref_table.describe()}"
-    return searched.describe()
 
 
 def _draw_references(ax, refs: dict[str, tuple[float, float]]) -> None:

@@ -53,6 +53,9 @@ class Archive:
             stale.unlink()
         self._log = open(out / "session.log", "a", buffering=1)
 
+    def close(self) -> None:
+        self._log.close()
+
     def say(self, text: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {text}"
         print(line, flush=True)
@@ -130,9 +133,11 @@ class Session:
             else:
                 self._run_step(rule.name, seconds)
             self._archive()
+        self.state["cudnn"] = cudnn_comparison(self._result("cudnn-heuristics"), self._result("cudnn-autotuned"))
         self.state["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._archive()
         self.archive.say(self.summary())
+        self.archive.close()
         return self.state
 
     def _skip_reason(self, name: str, seconds: float) -> str:
@@ -166,15 +171,14 @@ class Session:
         """Run a step's process, streaming its output; kill its process group at `timeout_s`."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")]))
-        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env=env, start_new_session=True, bufsize=1)
-        deadline = time.monotonic() + timeout_s
-        killer = _Killer(proc, deadline)
-        killer.start()
-        for line in proc.stdout:
-            self.archive.echo(line)
-        proc.wait()
-        killer.cancel()
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                              start_new_session=True, bufsize=1) as proc:
+            killer = _Killer(proc, time.monotonic() + timeout_s)
+            killer.start()
+            for line in proc.stdout:
+                self.archive.echo(line)
+            proc.wait()
+            killer.cancel()
         if killer.fired:
             return "killed at its time limit"
         return "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
@@ -192,6 +196,7 @@ class Session:
         if table.is_file():
             name = json.loads(table.read_text())["name"]
             names += [name, name.removesuffix(".jsonl") + ".networks.jsonl"]
+            self.state["table"] = name
         for n in names:
             self.archive.put(self.work / n)
         self.archive.put_json("session.json", self.state)
@@ -200,8 +205,8 @@ class Session:
         lines = ["session summary:"]
         for s in self.state["steps"]:
             r = s.get("result") or {}
-            detail = {k: v for k, v in r.items() if k in ("measured", "left", "networks", "s_per_key",
-                                                            "s_per_network", "rc", "reason", "table")}
+            detail = {k: v for k, v in r.items() if k in ("measured", "left", "networks", "s_per_key", "s_per_network",
+                                                            "rc", "reason", "table", "skipped", "network_us")}
             if "sobol" in r:
                 detail = {part: r[part] for part in ("sobol", "reference")}
             lines.append(f"  {s['step']:10s} {s['status']:24s} {s.get('seconds', 0):6.1f} s  "
@@ -209,6 +214,21 @@ class Session:
         files = sorted(p.name for p in self.archive.out.iterdir() if p.is_file())
         lines.append(f"  archived in {self.archive.out}: {', '.join(files)}")
         return "\n".join(lines)
+
+
+def cudnn_comparison(heuristics: dict, autotuned: dict) -> dict | None:
+    """Autotuned over heuristic latency (median over the keys both timed, and the network) and
+    the seconds per key of each: the evidence for the table's cudnn_benchmark setting."""
+    h, a = heuristics.get("median_us") or {}, autotuned.get("median_us") or {}
+    ratios = sorted(a[k] / h[k] for k in h if a.get(k) and h.get(k))
+    if not ratios:
+        return None
+    out = {"keys": len(ratios), "autotuned_over_heuristics_median": ratios[len(ratios) // 2],
+           "min": ratios[0], "max": ratios[-1], "s_per_key_heuristics": heuristics.get("s_per_key"),
+           "s_per_key_autotuned": autotuned.get("s_per_key")}
+    if heuristics.get("network_us") and autotuned.get("network_us"):
+        out["network_autotuned_over_heuristics"] = autotuned["network_us"] / heuristics["network_us"]
+    return out
 
 
 class _Killer:
@@ -227,14 +247,20 @@ class _Killer:
     def _watch(self) -> None:
         while not self._stop.wait(0.2):
             if self.proc.poll() is not None:
+                # The step ended; whatever it started (pytest, the benchmark) must not outlive it
+                # and hold the pipe the session reads.
+                self._kill_group()
                 return
             if time.monotonic() >= self.deadline:
                 self.fired = True
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                self._kill_group()
                 return
+
+    def _kill_group(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def cancel(self) -> None:
         self._stop.set()

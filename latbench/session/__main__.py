@@ -12,6 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from latbench.session import Session
+from latbench.session.plan import gpu_plan, rehearsal_plan
+from latbench.space import load_space
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m latbench.session", description=__doc__.splitlines()[0])
@@ -20,8 +24,6 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("name")
     step.add_argument("--work", type=Path, required=True)
     step.add_argument("--until", type=float, required=True, help="deadline, seconds since the epoch")
-    ship = sub.add_parser("ship", help="place a returned archive into tables/ and bench/results/<gpu>/")
-    ship.add_argument("archive", type=Path, help="the folder holding the session's files")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "session_out"),
                     help="archive folder (default $OUT, else ./session_out)")
     ap.add_argument("--budget", type=float, default=None,
@@ -32,31 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.command == "step":
-        from latbench.session.steps import run_step
+        from latbench.session.steps import run_step  # torch: only in a step's own process
 
         return run_step(args.name, args.work, args.until)
 
-    from latbench.session import Session, repo_root
-    from latbench.session.plan import gpu_plan, rehearsal_plan
-
-    if args.command == "ship":
-        from latbench.errors import LatbenchError
-        from latbench.session.ship import ship
-
-        try:
-            for path in ship(args.archive, repo_root()):
-                print(f"wrote {path}")
-        except LatbenchError as err:
-            print(f"latbench session: error: {err}", file=sys.stderr)
-            return 2
-        return 0
 
     if args.budget is not None and not 10 <= args.budget <= 3600:
         print(f"latbench session: error: --budget {args.budget:g}: use 10 to 3600 seconds", file=sys.stderr)
         return 2
     if args.rehearse:
-        from nas.space import load_space
-
         plan, budget = rehearsal_plan(load_space("tiny")), args.budget or 75.0
     else:
         plan, budget = gpu_plan(), args.budget or 360.0

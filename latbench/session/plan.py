@@ -11,7 +11,8 @@ A lent GPU comes for a few minutes, so every step has a value rank and a time ru
                 networks end to end; calibration fitted and stored
     gpu-tests   pytest -m gpu (the CUDA-graph path checked on the GPU)   cap
     harness     latbench's harness beside its peers, a row per block      cap
-    cudnn       cuDNN heuristics vs autotuning on a few keys and a net    cap
+    cudnn-*     cuDNN heuristics, then autotuning (each in its own       cap
+                process), on a few keys and a network
     fresh       networks of another seed against the stored calibration   what is left, if enough
     more-keys   keys of more Sobol networks                               what is left
 
@@ -86,9 +87,10 @@ GPU_RULES = (
     StepRule("smoke", cap=60, floor=20),
     StepRule("reference", share=0.35, floor=15),
     StepRule("validate", share=1.0, floor=30),
-    StepRule("gpu-tests", cap=45, floor=15, reserve=30),
-    StepRule("harness", cap=70, floor=20, reserve=45),
-    StepRule("cudnn", cap=30, floor=12, reserve=15),
+    StepRule("gpu-tests", cap=50, floor=20, reserve=40),
+    StepRule("harness", cap=70, floor=25, reserve=50),
+    StepRule("cudnn-heuristics", cap=25, floor=15, reserve=20),
+    StepRule("cudnn-autotuned", cap=30, floor=15, reserve=20),
     StepRule("fresh", cap=60, floor=25),
     StepRule("more-keys", share=1.0, floor=10),
 )
@@ -110,7 +112,8 @@ REHEARSAL_RULES = (
     StepRule("validate", share=1.0, floor=8),
     StepRule("gpu-tests", cap=30, floor=3, reserve=8),
     StepRule("harness", cap=30, floor=3, reserve=10),
-    StepRule("cudnn", cap=10, floor=1),
+    StepRule("cudnn-heuristics", cap=10, floor=1),
+    StepRule("cudnn-autotuned", cap=10, floor=1),
     StepRule("fresh", cap=20, floor=4),
     StepRule("more-keys", share=1.0, floor=2),
 )

@@ -24,14 +24,17 @@ import numpy as np
 
 from latbench import backends
 from latbench.arch_io import load_arch
-from latbench.build import (backend_config, build_table, default_table_name, measure_quietly,
-                            measure_row, monitor_for, record, BuildSummary, table_meta)
+from latbench.backends.base import BackendConfig
+from latbench.build import BuildSummary, build_table, record
+from latbench.provenance import default_table_name, table_meta
+from latbench.rows import measure_quietly, measure_row, monitor_for
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings
 from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
 from latbench.session.plan import Plan
 from latbench.table import TableWriter, identity, identity_diff, load_table
-from latbench.validate import sample_archs, validate, whole_network_backend
+from latbench.space import load_space, sample_archs
+from latbench.validate import validate, whole_network_backend
 
 
 @dataclass
@@ -61,7 +64,7 @@ def open_table(ctx: Context):
     left alone and a new table with the identity's hash in its name is started beside it.
     """
     plan = ctx.plan
-    config = backend_config(plan.device, plan.precision, 1, None, plan.protocol, {})
+    config = BackendConfig.for_device(plan.device, plan.precision, plan.protocol)
     be = backends.create("torch", config)
     settings = HarnessSettings.for_device(plan.device, quick=plan.quick)
     meta = table_meta(be, settings)
@@ -90,8 +93,6 @@ def networks_file(table: Path) -> Path:
 
 
 def space(ctx: Context):
-    from nas.space import load_space
-
     return load_space(ctx.plan.space)
 
 
@@ -208,44 +209,60 @@ def step_more_keys(ctx: Context) -> dict:
     return summary_dict(summary)
 
 
-def step_cudnn(ctx: Context) -> dict:
-    """cuDNN heuristics against autotuning (torch.backends.cudnn.benchmark) on a few keys and one
-    network: latency and seconds per key of each (nothing is written to the table)."""
+def cudnn_check(ctx: Context, autotune: bool) -> dict:
+    """Latency and seconds per key of a few keys and one network with cuDNN's heuristics or its
+    autotuning (nothing is written to the table). One setting per process: torch caches cuDNN
+    plans by convolution, whatever the benchmark flag, so a second setting in the same process
+    would reuse the first one's plans."""
     plan = ctx.plan
     if plan.device != "cuda" or not plan.cudnn_keys:
         return {"skipped": "cuDNN applies to CUDA tables only"}
     settings = HarnessSettings.for_device("cuda", quick=plan.quick)
     specs = arch_specs(plan.reference[1:2], space(ctx))[:plan.cudnn_keys]
+    be = backends.create("torch", BackendConfig.for_device("cuda", plan.precision, plan.protocol,
+                                                           options={"cudnn_benchmark": autotune}))
+    rows, seconds = {}, []
+    for spec in specs:
+        if ctx.left() < 5:
+            break
+        t0 = time.perf_counter()
+        rows[spec.key] = measure_row(be, spec, settings).get("median_us")
+        seconds.append(time.perf_counter() - t0)
+    out = {"cudnn_benchmark": autotune, "median_us": rows,
+           "s_per_key": float(np.mean(seconds)) if seconds else None}
     arch = reference_archs(ctx)[1]
-    out = {}
-    for flag in (False, True):
-        config = backend_config("cuda", plan.precision, 1, None, plan.protocol, {"cudnn_benchmark": flag})
-        be, monitor = backends.create("torch", config), None
-        rows, seconds = {}, []
-        for spec in specs:
-            if ctx.left() < 3:
-                break
-            t0 = time.perf_counter()
-            rows[spec.key] = measure_row(be, spec, settings, monitor).get("median_us")
-            seconds.append(time.perf_counter() - t0)
+    if ctx.left() > 10:
         with whole_network_backend(be).prepare(arch) as exe:
-            net_us = measure_quietly(exe, settings, monitor)[0].median_us
-        out["autotuned" if flag else "heuristics"] = {"median_us": rows, "s_per_key": float(np.mean(seconds)),
-                                                      "network": arch.name, "network_us": net_us}
-        ctx.say(f"cudnn benchmark={flag}: {float(np.mean(seconds)):.3f} s/key, {arch.name} {net_us:.1f} us")
-    h, a = out["heuristics"]["median_us"], out["autotuned"]["median_us"]
-    ratios = [a[k] / h[k] for k in h if a.get(k) and h.get(k)]
-    out["autotuned_over_heuristics_median"] = float(np.median(ratios)) if ratios else None
+            out |= {"network": arch.name, "network_us": measure_quietly(exe, settings)[0].median_us}
+    ctx.say(f"cudnn benchmark={autotune}: {len(rows)} keys, {out['s_per_key']} s/key, "
+            f"{arch.name} {out.get('network_us')} us")
     return out
 
 
-def _run_tool(ctx: Context, argv: list[str]) -> dict:
-    """Run a command of the repository with the time left; its output goes to the session log."""
+def step_cudnn_heuristics(ctx: Context) -> dict:
+    return cudnn_check(ctx, autotune=False)
+
+
+def step_cudnn_autotuned(ctx: Context) -> dict:
+    return cudnn_check(ctx, autotune=True)
+
+
+def _run_tool(ctx: Context, argv: list[str], ok_codes=(0,)) -> dict:
+    """Run a command of the repository with the time left (SIGTERM at the deadline, so that it
+    can write what it has, SIGKILL 10 s later); its output goes to the session log. The step
+    fails when the command does."""
+    proc = subprocess.Popen(argv, cwd=ctx.repo)
     try:
-        proc = subprocess.run(argv, cwd=ctx.repo, timeout=max(1.0, ctx.left()), check=False)
+        rc = proc.wait(timeout=max(1.0, ctx.left()))
     except subprocess.TimeoutExpired:
-        return {"rc": None, "stopped": "deadline"}
-    return {"rc": proc.returncode}
+        proc.terminate()
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        return {"status": "stopped at its deadline", "rc": rc}
+    return {"status": "ok" if rc in ok_codes else f"failed (exit {rc})", "rc": rc}
 
 
 def step_gpu_tests(ctx: Context) -> dict:
@@ -253,8 +270,9 @@ def step_gpu_tests(ctx: Context) -> dict:
     folder = ctx.repo / "tests" / "gpu"
     if not folder.is_dir():
         return {"skipped": "no tests/ in this installation"}
+    # Exit code 5 (nothing collected) is what a machine without a GPU gets: every test skips.
     return _run_tool(ctx, [sys.executable, "-m", "pytest", "-q", "-rs", "-m", "gpu", "-p", "no:cacheprovider",
-                           str(folder)])
+                           str(folder)], ok_codes=(0, 5) if ctx.plan.device == "cpu" else (0,))
 
 
 def step_harness(ctx: Context) -> dict:
@@ -269,8 +287,8 @@ def step_harness(ctx: Context) -> dict:
 
 
 STEPS = {"smoke": step_smoke, "reference": step_reference, "validate": step_validate,
-         "gpu-tests": step_gpu_tests, "harness": step_harness, "cudnn": step_cudnn,
-         "fresh": step_fresh, "more-keys": step_more_keys}
+         "gpu-tests": step_gpu_tests, "harness": step_harness, "cudnn-heuristics": step_cudnn_heuristics,
+         "cudnn-autotuned": step_cudnn_autotuned, "fresh": step_fresh, "more-keys": step_more_keys}
 
 
 def run_step(name: str, work: Path, until_epoch: float) -> int:
@@ -281,7 +299,7 @@ def run_step(name: str, work: Path, until_epoch: float) -> int:
     t0 = time.perf_counter()
     try:
         result = {"status": "ok"} | STEPS[name](ctx)
-        code = 0
+        code = 0 if result["status"] == "ok" else 1
     except (LatbenchError, TableError) as err:
         ctx.say(f"{name}: {err}")
         result, code = {"status": "failed", "reason": str(err)}, 1

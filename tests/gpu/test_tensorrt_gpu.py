@@ -20,10 +20,10 @@ from latbench.backends.tensorrt_backend import timing_cache_path  # noqa: E402
 from latbench.harness import HarnessSettings, measure  # noqa: E402
 from latbench.spec import BlockSpec  # noqa: E402
 
-BLOCK = BlockSpec("irb", 64, 64, 28, 28, 3, 1, 4, True, "swish")
+BLOCK = BlockSpec(kind="irb", in_channels=64, out_channels=64, height=28, width=28, kernel=3, stride=1, expansion=4, se=True, act="swish")
 #: About 1.7 MB of fp16 weights: a few dozen copies flush a 50-60 MB L2 twice.
-BIG_BLOCK = BlockSpec("irb", 256, 256, 14, 14, 5, 1, 6, False, "relu")
-NET = StagedArch(64, HeadSpec(16), (StageSpec(1, "conv", 16, 1), StageSpec(2, "irb", 24, 2, stride=2, expansion=4)),
+BIG_BLOCK = BlockSpec(kind="irb", in_channels=256, out_channels=256, height=14, width=14, kernel=5, stride=1, expansion=6, se=False, act="relu")
+NET = StagedArch(64, HeadSpec(16), (StageSpec.of(1, "conv", 16, 1), StageSpec.of(2, "irb", 24, 2, stride=2, expansion=4)),
                  TailSpec(64, 10), name="tiny").expand()
 SETTINGS = HarnessSettings.for_device("cuda", quick=True)
 

@@ -1,6 +1,6 @@
 """From a session's archive to the files a commit ships (run on any machine, no GPU needed).
 
-    python -m latbench.session ship FILES_AT          # FILES_AT: the folder the device tool filled
+    latbench session ship FILES_AT          # FILES_AT: the folder the device tool filled
 
 copies the grown table and its networks log to tables/, the reports, benchmark rows, session
 record and log to bench/results/<gpu>/, and draws the validation charts and the factor chart
@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+from latbench import plots
 from latbench.errors import LatbenchError
 
 REPORT_FILES = ("validation.json", "harness_bench.jsonl", "session.json", "session.log")
@@ -33,8 +34,7 @@ def ship(archive: Path, repo: Path) -> list[Path]:
         raise LatbenchError(f"{archive}: not a session archive (no session.json)")
     _unzip(archive)
     state = json.loads((archive / "session.json").read_text())
-    table_name = next((s["result"]["table"] for s in state["steps"]
-                       if s["step"] == "smoke" and (s.get("result") or {}).get("table")), None)
+    table_name = state.get("table")  # set once any step named the table
     if table_name is None or not (archive / table_name).is_file():
         raise LatbenchError(f"{archive}: the session archived no table (see its session.log)")
     device = table_name.split("-torch-")[0]
@@ -53,8 +53,6 @@ def ship(archive: Path, repo: Path) -> list[Path]:
 
 def draw(results: Path, table: Path) -> list[Path]:
     """Validation charts (one per report part) and the factor chart, from the shipped data."""
-    from latbench import plots
-
     paths: list[Path] = []
     report = results / "validation.json"
     if report.is_file():

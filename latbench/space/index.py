@@ -26,22 +26,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from latbench import cost
-from latbench.spec import ACTIVATIONS, KINDS, BlockSpec
+from latbench.blocks import KINDS, BlockSpec
+from latbench.blocks.matrix import FIELDS, encode, resolved_skip, row_spec, spec_row
 
-#: Columns of `SpaceIndex.key_fields` (one row per key; expansion stored x1000, act as an index).
-FIELDS = ("kind", "in_channels", "out_channels", "height", "kernel", "stride", "expansion_x1000",
-          "se", "act", "classes")
-_OWN = ("filters", "kernel", "expansion", "se", "act")
-
-
-def _encode(name: str, value) -> int:
-    """A field value as the integer stored in key_fields."""
-    if name == "act":
-        return ACTIVATIONS.index(value)
-    if name == "expansion":
-        return int(round(float(value) * 1000))
-    return int(value)
+__all__ = ["FIELDS", "SpaceIndex", "index_for"]
 
 
 @dataclass
@@ -73,7 +61,7 @@ class SpaceIndex:
     def __init__(self, space):
         self.space = space
         sp = space
-        self._stages = [_Stage("head", 0, "head", sp.head["stride"].value, dict(sp.head))]
+        self._stages = [_Stage("head", 0, sp.head.block, sp.head.stride, dict(sp.head.fields))]
         self._stages += [_Stage(f"stage{s.stage}", s.stage, s.block, s.stride, s.fields) for s in sp.stages]
         self.slots: list[Slot] = []
         self._tuples: dict[str, list[np.ndarray]] = {}
@@ -85,10 +73,11 @@ class SpaceIndex:
     def _choices(self, name: str, f) -> np.ndarray:
         """Numeric choices of a field (a single entry for a fixed field)."""
         values = self.space.dims[f.dim].choices if f.dim >= 0 else (f.value,)
-        return np.array([_encode(name, v) for v in values], dtype=np.int64)
+        return np.array([encode(name, v) for v in values], dtype=np.int64)
 
     def _own(self, st: _Stage) -> list:
-        return [(k, self._choices(k, f), f) for k, f in st.fields.items() if k in _OWN]
+        """The stage's block fields: (name, numeric choices, Field), "layers" excepted."""
+        return [(k, self._choices(k, f), f) for k, f in st.fields.items() if k != "layers"]
 
     def _layers(self, st: _Stage) -> tuple:
         f = st.fields["layers"]
@@ -122,15 +111,16 @@ class SpaceIndex:
             idx = [pick[f.dim] if f.dim >= 0 else np.zeros(len(base), np.int64) for _, _, f in own]
             val = {k: c[j] for (k, c, _), j in zip(own, idx)}
             H, C = state["H"][sid], state["C"][sid]
-            h_out = cost.conv_out(H, val["kernel"], st.stride, cost.block_padding(st.kind, val["kernel"], st.stride))
+            h_out = KINDS[st.kind].out_size(H, val["kernel"], st.stride)
             ok &= h_out >= 1  # an input too small for the kernel makes no network
-            role = "head" if st.kind == "head" else "first"
+            stem = st.name == "head"
+            role = "head" if stem else "first"
             self._add(st, role, st.stride, own, S * n_own, base[ok], H[ok], C[ok], [j[ok] for j in idx])
             carried = {f"p{d}": v[sid] for d, v in ((int(c[1:]), state[c]) for c in state if c[0] == "p")
                        if d in later[i]}
             carried |= {f"p{d}": pick[d] for d in dims if d in later[i]}
-            layers = (1,) if st.kind == "head" else self._layers(st)
-            if st.kind != "head" and max(layers) >= 2:
+            layers = (1,) if stem else self._layers(st)
+            if not stem and max(layers) >= 2:
                 self._add(st, "rest", 1, own, S * n_own, base[ok], h_out[ok], val["filters"][ok],
                           [j[ok] for j in idx])
             branches = [(True, h_out, val["filters"])] if max(layers) >= 1 else []
@@ -152,7 +142,7 @@ class SpaceIndex:
                 nxt_id[base[ok] * 2 + other] = nxt_id[base[ok] * 2 + 1 - other]
             self._plans.append((st, dims, sizes, n_own, nxt_id))
             state = {k: table[:, j] for j, k in enumerate(names)}
-        tail = _Stage("tail", stages[-1].stage + 1, "tail", 1)
+        tail = _Stage("tail", stages[-1].stage + 1, sp.tail.kind, 1)
         n = len(state["H"])
         self._add(tail, "tail", 1, [], n, np.arange(n), state["H"], state["C"], [])
 
@@ -173,14 +163,14 @@ class SpaceIndex:
             codes.append(t[:, 0])
             v = {k: choices[t[:, 3 + j]] for j, (k, choices, _) in enumerate(slot.own)}
             full = partial(np.full, len(t), dtype=np.int64)
-            cout = v["filters"] if slot.kind != "tail" else full(tail.filters)
+            is_tail = slot.role == "tail"
+            cout = full(tail.out_channels) if is_tail else v["filters"]
             rows.append(np.stack([
-                full(KINDS.index(slot.kind)), t[:, 2], cout, t[:, 1],
-                v.get("kernel", full(1)), full(slot.stride),
-                v["expansion"] if slot.kind in ("irb", "fused_irb") else full(1000),
-                v["se"] if slot.kind in ("irb", "fused_irb") else full(0),
-                v.get("act", full(ACTIVATIONS.index(tail.act))),
-                full(tail.classes if slot.kind == "tail" else 0),
+                full(encode("kind", slot.kind)), t[:, 2], cout, t[:, 1],
+                v.get("kernel", full(tail.kernel)), full(slot.stride),
+                v.get("expansion", full(encode("expansion", 1.0))), v.get("se", full(0)),
+                v.get("act", full(encode("act", tail.act))), full(tail.classes if is_tail else 0),
+                resolved_skip(slot.kind, slot.stride, t[:, 2], cout), full(1),
             ], axis=1))
         keys, inverse = np.unique(np.concatenate(rows), axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -196,10 +186,7 @@ class SpaceIndex:
         return len(self.key_fields)
 
     def spec(self, key_id: int) -> BlockSpec:
-        r = [int(x) for x in self.key_fields[key_id]]
-        return BlockSpec(kind=KINDS[r[0]], in_channels=r[1], out_channels=r[2], height=r[3],
-                         width=r[3], kernel=r[4], stride=r[5], expansion=r[6] / 1000,
-                         se=bool(r[7]), act=ACTIVATIONS[r[8]], classes=r[9])
+        return row_spec(self.key_fields[key_id])
 
     def specs(self, key_ids=None) -> list[BlockSpec]:
         ids = range(self.n_keys) if key_ids is None else key_ids
@@ -209,10 +196,7 @@ class SpaceIndex:
         """Global key id of a spec, or -1 when the space cannot reach it."""
         if self._ids is None:
             self._ids = {tuple(r): i for i, r in enumerate(self.key_fields.tolist())}
-        row = (KINDS.index(spec.kind), spec.in_channels, spec.out_channels, spec.height,
-               spec.kernel, spec.stride, _encode("expansion", spec.expansion), int(spec.se),
-               ACTIVATIONS.index(spec.act), spec.classes)
-        return self._ids.get(row, -1) if spec.height == spec.width else -1
+        return self._ids.get(spec_row(spec), -1) if spec.height == spec.width else -1
 
     # -- per-network look-ups -----------------------------------------------------------------
     def slot_codes(self, X) -> list[tuple[Slot, np.ndarray, np.ndarray]]:
