@@ -7,6 +7,7 @@ everything else looks kinds up here. Adding a kind is one module and one line be
 from latbench.blocks.base import (ACTIVATIONS, KINDS, MAX_SIZE, BlockArgs, BlockKind, BlockSpec,
                                   format_number, kind_index, kind_of, parse_key, register)
 from latbench.blocks.conv import Conv, Head
+from latbench.blocks.dsconv import DepthwiseSeparable
 from latbench.blocks.inverted import FusedInvertedResidual, InvertedResidual
 from latbench.blocks.tail import Tail
 
@@ -16,6 +17,7 @@ register(Conv())
 register(FusedInvertedResidual())
 register(InvertedResidual())
 register(Tail())
+register(DepthwiseSeparable())
 
 __all__ = ["ACTIVATIONS", "KINDS", "MAX_SIZE", "BlockArgs", "BlockKind", "BlockSpec", "format_number",
            "kind_index", "kind_of", "parse_key", "register"]
