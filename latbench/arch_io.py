@@ -20,6 +20,7 @@ from latbench.arch import Arch, StageSpec, StagedArch, staged_from_blocks
 from latbench.blocks import KINDS, BlockArgs, BlockKind, BlockSpec
 from latbench.errors import ArchError, LatbenchError, SpecError
 from latbench.space import load_space
+from latbench.timm_arch import is_timm, timm_arch
 
 _VECTOR = re.compile(r"\s*\[?\s*-?\d+(\s*,\s*-?\d+)*\s*\]?\s*")
 _TYPES = {
@@ -305,11 +306,14 @@ def _decode(vector: list[int], source: str, space) -> Arch:
 def load_arch(source, space=None) -> Arch:
     """Load an architecture from a path, a bundled name, a vector string, or parsed JSON.
 
-    A string is tried, in order, as an existing file, a bundled config name in layer_configs/
+    "timm:NAME" is a model of timm's EfficientNet/MobileNet family (latbench.timm_arch). Any other
+    string is tried, in order, as an existing file, a bundled config name in layer_configs/
     ("gpunet-1"), and a comma-separated vector of the space (default: GPUNet).
     """
     if not isinstance(source, (str, Path)):
         return arch_from_obj(source, "arch", space)
+    if is_timm(source):
+        return timm_arch(source)
     path = Path(source)
     if path.is_dir():
         raise ArchError(f"{source}: is a directory; give an architecture file")

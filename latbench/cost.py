@@ -22,17 +22,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def make_divisible(v, divisor: int = 8):
-    """Round `v` to the nearest multiple of `divisor`, at least `divisor`, never below 0.9*v.
+def make_divisible(v, divisor: int = 8, round_limit: float = 0.9):
+    """Round `v` to the nearest multiple of `divisor`, at least `divisor`, and one multiple up when
+    that falls below round_limit * v (timm's rule; GPUNet's builder uses the defaults).
 
-    Works on Python numbers and numpy arrays; identical to the released builder's rounding.
+    Works on Python numbers and numpy arrays.
     """
     if np.ndim(v) == 0:
         new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-        return new_v + divisor if new_v < 0.9 * v else new_v
+        return new_v + divisor if new_v < round_limit * v else new_v
     v = np.asarray(v, dtype=np.float64)
     new_v = np.maximum(divisor, (v + divisor / 2).astype(np.int64) // divisor * divisor)
-    return np.where(new_v < 0.9 * v, new_v + divisor, new_v)
+    return np.where(new_v < round_limit * v, new_v + divisor, new_v)
 
 
 def symmetric_padding(kernel, stride):

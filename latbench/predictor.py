@@ -18,7 +18,7 @@ from latbench.arch import Arch
 from latbench.arch_io import load_arch
 from latbench.errors import MissingKeysError
 from latbench.estimate import Estimator
-from latbench.features import spec_matrix, weight_bytes
+from latbench.features import column, spec_matrix, weight_bytes
 from latbench.blocks import KINDS, BlockSpec, kind_index
 from latbench.precision import elem_bytes
 from latbench.space import index_for, load_space
@@ -178,8 +178,13 @@ class Predictor:
                 meas += lut.measured_ns[slot.name][code] * mult
                 if use_cal:
                     nb += mult
-                    kind_ns[slot.kind] += ns
                     wb += lut.wbytes[slot.name][code] * mult
+                    if slot.kind is not None:
+                        kind_ns[slot.kind] += ns
+                    else:  # a candidate position: the kind depends on the network
+                        kinds = lut.kind[slot.name][code]
+                        for k in lut.slot_kinds[slot.name]:
+                            kind_ns[list(KINDS)[k]] += np.where(kinds == k, ns, 0)
             lat[s:s + len(part)] = (self._finish(total, nb, kind_ns, wb)[0] if use_cal else total / 1000.0) / 1000.0
             frac[s:s + len(part)] = meas / np.maximum(total, 1)
         return lat, frac
@@ -211,13 +216,16 @@ class _SpaceLut:
                     "fill it with latbench build-table --sample N", [])
             key_ns[~measured] = to_ns(pred.estimator.predict_matrix(keys[~measured]))
         key_wb = weight_bytes(keys, pred.elem_bytes).astype(np.int64)
-        self.ns, self.measured_ns, self.wbytes = {}, {}, {}
+        self.ns, self.measured_ns, self.wbytes, self.kind, self.slot_kinds = {}, {}, {}, {}, {}
+        kind_col = column(keys, "kind")
         for slot in index.slots:
             valid = slot.key_ids >= 0
             kid = np.where(valid, slot.key_ids, 0)
             self.ns[slot.name] = np.where(valid, key_ns[kid], 0)
             self.measured_ns[slot.name] = np.where(valid & measured[kid], key_ns[kid], 0)
             self.wbytes[slot.name] = np.where(valid, key_wb[kid], 0)
+            self.kind[slot.name] = np.where(valid, kind_col[kid], -1)
+            self.slot_kinds[slot.name] = np.unique(kind_col[kid[valid]])
 
 
 def group_counts(latency_ms, edges: list[float]) -> list[tuple[float, float, int]]:

@@ -15,7 +15,7 @@ LAYERS = [
     ("blocks", "spec"),
     ("arch",),
     ("space",),
-    ("arch_io", "keysets"),
+    ("timm_arch", "arch_io", "keysets"),
     ("builders", "onnx_export"),
     ("harness",),
     ("backends",),

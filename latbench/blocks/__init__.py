@@ -8,8 +8,9 @@ from latbench.blocks.base import (ACTIVATIONS, KINDS, MAX_SIZE, BlockArgs, Block
                                   format_number, kind_index, kind_of, parse_key, register)
 from latbench.blocks.conv import Conv, Head
 from latbench.blocks.dsconv import DepthwiseSeparable
-from latbench.blocks.inverted import FusedInvertedResidual, InvertedResidual
-from latbench.blocks.tail import Tail
+from latbench.blocks.inverted import EdgeResidual, FusedInvertedResidual, InvertedResidual
+from latbench.blocks.shuffle import ShuffleInvertedResidual
+from latbench.blocks.tail import PoolTail, Tail
 
 # Registration order is the order of kind columns in feature matrices and reports.
 register(Head())
@@ -18,6 +19,9 @@ register(FusedInvertedResidual())
 register(InvertedResidual())
 register(Tail())
 register(DepthwiseSeparable())
+register(EdgeResidual())
+register(PoolTail())
+register(ShuffleInvertedResidual())
 
 __all__ = ["ACTIVATIONS", "KINDS", "MAX_SIZE", "BlockArgs", "BlockKind", "BlockSpec", "format_number",
            "kind_index", "kind_of", "parse_key", "register"]

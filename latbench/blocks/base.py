@@ -14,6 +14,7 @@ where the kind's tokens come in the order the kind lists them (`BlockKind.tokens
     c<classes>     logits of a classifier
     skip|noskip    only where it differs from the kind's residual rule
     g<groups>      only where groups != 1
+    nobias         only where a classifier's 1x1 convolution has no bias
 
 Parsing is strict: tokens in this order, numbers written canonically, anything unknown an error.
 Batch size and precision are not part of the key: they belong to the table the key lives in.
@@ -73,6 +74,7 @@ class BlockArgs:
     skip: residual connection: None follows the kind's rule (a residual where stride is 1 and the
         channels are kept, for kinds that have one), False drops it, True asks for one.
     groups: groups of the 1x1 convolutions (grouped kinds only).
+    bias: whether a pooled classifier's 1x1 convolution has a bias (kinds with a "bias" token).
     """
 
     kind: str
@@ -85,6 +87,7 @@ class BlockArgs:
     classes: int = 0
     skip: bool | None = None
     groups: int = 1
+    bias: bool = True
 
     def __post_init__(self):
         kind = kind_of(self.kind)
@@ -163,7 +166,7 @@ class BlockSpec(BlockArgs):
         return self.kind_class.costs(
             self.in_channels, self.out_channels, self.height, self.width, self.kernel, self.stride,
             self.expansion, self.se, int(self.act == "prelu"), self.classes, int(self.skip or 0),
-            self.groups)
+            self.groups, int(self.bias))
 
     @property
     def macs(self) -> int:
@@ -250,6 +253,8 @@ class BlockKind:
             raise SpecError(f"{label}: takes no groups (got {a.groups})")
         if a.skip and not self.skippable:
             raise SpecError(f"{label}: has no residual connection")
+        if not isinstance(a.bias, bool) or (not a.bias and "bias" not in self.tokens):
+            raise SpecError(f"{label}: bias must be true (only a pooled classifier may drop it), got {a.bias!r}")
 
     def check_shape(self, s: BlockSpec) -> None:
         """Refuse a block whose input shape does not fit it (SpecError)."""
@@ -274,7 +279,7 @@ class BlockKind:
     def out_size(self, size, kernel, stride):
         return conv_out(size, kernel, stride, self.padding(kernel, stride))
 
-    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups) -> dict:
+    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups, bias) -> dict:
         """Element counts: out_h, out_w, hidden, se_channels, macs, params (trainable, BN
         included), folded_params (BN folded), in_elems, out_elems, internal_elems (intermediate
         tensors, each written and read once when the block runs unfused)."""
@@ -302,6 +307,8 @@ class BlockKind:
                 out.append("skip" if s.skip else "noskip")
             elif token == "g" and s.groups != 1:
                 out.append(f"g{s.groups}")
+            elif token == "bias" and not s.bias:
+                out.append("nobias")
         return out
 
     def parse_tokens(self, tokens: list[str], key: str) -> dict:
@@ -326,6 +333,8 @@ class BlockKind:
                 out["skip"] = tokens.pop(0) == "skip"
             elif token == "g" and tokens and tokens[0].startswith("g"):
                 out["groups"] = int(_take(tokens, "g", key))
+            elif token == "bias" and tokens and tokens[0] == "nobias":
+                out["bias"] = tokens.pop(0) != "nobias"
         return out
 
 

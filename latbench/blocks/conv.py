@@ -15,7 +15,7 @@ class Conv(BlockKind):
     tokens = ("act", "skip")
     skippable, skip_by_default = True, False
 
-    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups):
+    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups, bias):
         ho, wo = self.out_size(h, kernel, stride), self.out_size(w, kernel, stride)
         weights, params, folded = conv_bn(cin, cout, kernel)
         out_elems = cout * ho * wo

@@ -18,7 +18,7 @@ class DepthwiseSeparable(BlockKind):
     se_allowed = (0, 1, 2)
     skippable = True
 
-    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups):
+    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups, bias):
         ho, wo = self.out_size(h, kernel, stride), self.out_size(w, kernel, stride)
         dw, dw_params, dw_folded = conv_bn(cin, cin, kernel, groups=cin)
         pw, pw_params, pw_folded = conv_bn(cin, cout, 1)

@@ -1,6 +1,6 @@
-"""Inverted residuals: `irb` (MBConv: 1x1 expand, k x k depthwise, [SE], 1x1 project) and
-`fused_irb` (Fused-MBConv: one k x k conv expands, [SE], 1x1 project), as GPUNet released them
-(and as timm's InvertedResidual and EdgeResidual, but for GPUNet's Fused-IRB padding).
+"""Inverted residuals: `irb` (MBConv: 1x1 expand, k x k depthwise, [SE], 1x1 project), `fused_irb`
+(Fused-MBConv: one k x k conv expands, [SE], 1x1 project) as GPUNet released them, and `er`
+(timm's EdgeResidual, EfficientNetV2's Fused-MBConv: `fused_irb` with symmetric padding).
 
 hidden = make_divisible(in x expansion, 8). Activation after every conv but the projection.
 Residual when stride 1 and in == out (the `noskip` token drops it).
@@ -22,7 +22,7 @@ class InvertedResidual(BlockKind):
     #: Fused: one k x k conv replaces the 1x1 expansion and the depthwise conv.
     fused = False
 
-    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups):
+    def costs(self, cin, cout, h, w, kernel, stride, expansion, se, act_prelu, classes, skip, groups, bias):
         ho, wo = self.out_size(h, kernel, stride), self.out_size(w, kernel, stride)
         hidden = make_divisible(cin * expansion)
         sq = se_variants.costs(se, hidden, expansion, act_prelu, ho, wo)
@@ -67,3 +67,11 @@ class FusedInvertedResidual(InvertedResidual):
 
     def padding(self, kernel, stride):
         return fused_padding(kernel, stride)
+
+
+class EdgeResidual(InvertedResidual):
+    """The fused block as timm and EfficientNetV2 build it: the k x k expansion conv pads
+    symmetrically at every stride (GPUNet's released builder pads a stride-2 one with 0)."""
+
+    name = "er"
+    fused = True

@@ -50,6 +50,18 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.expand(self.act(self.reduce(s))))
 
 
+class ChannelShuffle(nn.Module):
+    """Interleave the channels of `groups` groups (ShuffleNet), so that grouped convolutions mix."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
 class Block(nn.Module):
     """Any block: a body of modules applied in order, plus the residual when the spec has one."""
 

@@ -3,7 +3,7 @@ costed and looked up with a few numpy operations (the space index, the estimator
 
 Columns (`FIELDS`): kind (its registry index), in_channels, out_channels, height (= width),
 kernel, stride, expansion x 1000, se variant, act (index into ACTIVATIONS), classes, skip
-(resolved residual, 0/1), groups. Pure numpy.
+(resolved residual, 0/1), groups, bias (0/1). Pure numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 from latbench.blocks.base import ACTIVATIONS, KINDS, BlockSpec, kind_index
 
 FIELDS = ("kind", "in_channels", "out_channels", "height", "kernel", "stride", "expansion_x1000",
-          "se", "act", "classes", "skip", "groups")
+          "se", "act", "classes", "skip", "groups", "bias")
 COL = {name: i for i, name in enumerate(FIELDS)}
 COST_NAMES = ("out_h", "out_w", "hidden", "se_channels", "macs", "params", "folded_params",
               "in_elems", "out_elems", "internal_elems")
@@ -33,7 +33,7 @@ def encode(name: str, value) -> int:
 def spec_row(s: BlockSpec) -> tuple:
     return (kind_index(s.kind), s.in_channels, s.out_channels, s.height, s.kernel, s.stride,
             encode("expansion", s.expansion), s.se, ACTIVATIONS.index(s.act), s.classes, int(s.skip),
-            s.groups)
+            s.groups, int(s.bias))
 
 
 def spec_matrix(specs: list[BlockSpec]) -> np.ndarray:
@@ -48,7 +48,7 @@ def row_spec(row) -> BlockSpec:
     r = [int(x) for x in row]
     return BlockSpec(kind=list(KINDS)[r[0]], in_channels=r[1], out_channels=r[2], height=r[3],
                      width=r[3], kernel=r[4], stride=r[5], expansion=r[6] / 1000, se=r[7],
-                     act=ACTIVATIONS[r[8]], classes=r[9], skip=bool(r[10]), groups=r[11])
+                     act=ACTIVATIONS[r[8]], classes=r[9], skip=bool(r[10]), groups=r[11], bias=bool(r[12]))
 
 
 def column(m: np.ndarray, name: str) -> np.ndarray:
@@ -69,7 +69,7 @@ def matrix_costs(m: np.ndarray) -> dict[str, np.ndarray]:
             column(sub, "in_channels"), column(sub, "out_channels"), h, h, column(sub, "kernel"),
             column(sub, "stride"), column(sub, "expansion_x1000") / 1000.0, column(sub, "se"),
             (column(sub, "act") == ACTIVATIONS.index("prelu")).astype(np.int64), column(sub, "classes"),
-            column(sub, "skip"), column(sub, "groups"))
+            column(sub, "skip"), column(sub, "groups"), column(sub, "bias"))
         for name in COST_NAMES:
             out[name][rows] = c[name]
     return out

@@ -79,6 +79,44 @@ def show(source: SourceArg, space: SpaceOpt = "gpunet", json_out: JsonOpt = Fals
               f"(FLOPs {giga(2 * arch.macs)}), batch 1")
 
 
+@arch_app.command("list")
+def list_cmd(timm: Annotated[bool, typer.Option("--timm", help="timm's EfficientNet/MobileNet models by name.")] = False,
+             json_out: JsonOpt = False):
+    """Bundled networks and spaces; with --timm, timm's models: what latbench builds and what it cannot."""
+    from latbench import resources
+    from latbench.timm_arch import models, supported
+
+    folder = resources.config_dir()
+    bundled = sorted(p.stem for p in folder.glob("*.json") if p.stem.startswith("gpunet-"))
+    spaces = sorted(p.stem.removesuffix("_space").replace("_", "-") for p in folder.glob("*_space.json"))
+    if not timm:
+        if json_out:
+            emit_json({"networks": bundled, "spaces": spaces})
+        else:
+            print("networks: " + ", ".join(bundled) + " (and timm:NAME: latbench arch list --timm)")
+            print("spaces: " + ", ".join(spaces))
+        return
+    rows = []
+    for name, (arch, why) in supported().items():
+        pad = models()[name]["pad"]
+        rows.append({"name": f"timm:{name}", "supported": arch is not None, "why_not": why or None,
+                     "params": arch.params if arch else models()[name]["params"],
+                     "resolution": models()[name]["resolution"], "blocks": len(arch.blocks) if arch else None,
+                     "note": "TensorFlow 'same' padding built symmetric (same shapes and parameters)"
+                     if arch and pad == "same" else None})
+    if json_out:
+        emit_json({"models": rows, "supported": sum(r["supported"] for r in rows),
+                   "units": "params: trainable parameters, BatchNorm included; resolution in pixels"})
+        return
+    table = Table(title=f"timm models ({sum(r['supported'] for r in rows)} of {len(rows)} built by latbench)")
+    for col in ("model", "params", "res", "blocks", "note"):
+        table.add_column(col, justify="right" if col in ("params", "res", "blocks") else "left")
+    for r in sorted(rows, key=lambda r: (not r["supported"], r["name"])):
+        note = r["note"] or "" if r["supported"] else f"no: {r['why_not']}"
+        table.add_row(r["name"], millions(r["params"]), str(r["resolution"]), str(r["blocks"] or "-"), note)
+    console().print(table)
+
+
 @arch_app.command("decode")
 def decode(vector: Annotated[str, typer.Argument(help="Comma-separated integers, or a file holding them.")],
            space: SpaceOpt = "gpunet"):

@@ -28,6 +28,7 @@ import numpy as np
 
 from latbench.blocks import KINDS, BlockSpec
 from latbench.blocks.matrix import FIELDS, encode, resolved_skip, row_spec, spec_row
+from latbench.space.space import Field
 
 __all__ = ["FIELDS", "SpaceIndex", "index_for"]
 
@@ -71,17 +72,19 @@ class SpaceIndex:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _choices(self, name: str, f) -> np.ndarray:
-        """Numeric choices of a field (a single entry for a fixed field)."""
+        """Numeric choices of a field (a single entry for a fixed field; a part of each candidate
+        for a field a candidate position sets)."""
         values = self.space.dims[f.dim].choices if f.dim >= 0 else (f.value,)
-        return np.array([encode(name, v) for v in values], dtype=np.int64)
+        if f.part:
+            values = [c[f.part] for c in values]
+        return np.array([encode("kind" if name == "block" else name, v) for v in values], dtype=np.int64)
 
     def _own(self, st: _Stage) -> list:
         """The stage's block fields: (name, numeric choices, Field), "layers" excepted."""
         return [(k, self._choices(k, f), f) for k, f in st.fields.items() if k != "layers"]
 
     def _layers(self, st: _Stage) -> tuple:
-        f = st.fields["layers"]
-        return self.space.dims[f.dim].choices if f.dim >= 0 else (f.value,)
+        return tuple(int(v) for v in self._choices("layers", st.fields["layers"]))
 
     # -- dynamic programming over stages ------------------------------------------------------
     def _enumerate(self) -> None:
@@ -111,11 +114,19 @@ class SpaceIndex:
             idx = [pick[f.dim] if f.dim >= 0 else np.zeros(len(base), np.int64) for _, _, f in own]
             val = {k: c[j] for (k, c, _), j in zip(own, idx)}
             H, C = state["H"][sid], state["C"][sid]
-            h_out = KINDS[st.kind].out_size(H, val["kernel"], st.stride)
+            h_out = np.zeros_like(H)
+            for k in np.unique(val["block"]):  # a candidate position may change the kind
+                rows = val["block"] == k
+                h_out[rows] = list(KINDS.values())[k].out_size(H[rows], val["kernel"][rows], st.stride)
             ok &= h_out >= 1  # an input too small for the kernel makes no network
             stem = st.name == "head"
             role = "head" if stem else "first"
-            self._add(st, role, st.stride, own, S * n_own, base[ok], H[ok], C[ok], [j[ok] for j in idx])
+            lf = st.fields.get("layers")
+            present = ok.copy()
+            if lf is not None and lf.part:  # a candidate of no layers (skip) places no block
+                present &= self._choices("layers", lf)[pick[lf.dim]] > 0
+            self._add(st, role, st.stride, own, S * n_own, base[present], H[present], C[present],
+                      [j[present] for j in idx])
             carried = {f"p{d}": v[sid] for d, v in ((int(c[1:]), state[c]) for c in state if c[0] == "p")
                        if d in later[i]}
             carried |= {f"p{d}": pick[d] for d in dims if d in later[i]}
@@ -142,7 +153,7 @@ class SpaceIndex:
                 nxt_id[base[ok] * 2 + other] = nxt_id[base[ok] * 2 + 1 - other]
             self._plans.append((st, dims, sizes, n_own, nxt_id))
             state = {k: table[:, j] for j, k in enumerate(names)}
-        tail = _Stage("tail", stages[-1].stage + 1, sp.tail.kind, 1)
+        tail = _Stage("tail", stages[-1].stage + 1, sp.tail.kind, 1, {"block": Field(value=sp.tail.kind)})
         n = len(state["H"])
         self._add(tail, "tail", 1, [], n, np.arange(n), state["H"], state["C"], [])
 
@@ -165,12 +176,16 @@ class SpaceIndex:
             full = partial(np.full, len(t), dtype=np.int64)
             is_tail = slot.role == "tail"
             cout = full(tail.out_channels) if is_tail else v["filters"]
+            kinds = full(encode("kind", tail.kind)) if is_tail else v["block"]
+            skip = np.zeros(len(t), np.int64)
+            for k in np.unique(kinds):
+                rows_k = kinds == k
+                skip[rows_k] = resolved_skip(list(KINDS)[k], slot.stride, t[rows_k, 2], cout[rows_k])
             rows.append(np.stack([
-                full(encode("kind", slot.kind)), t[:, 2], cout, t[:, 1],
-                v.get("kernel", full(tail.kernel)), full(slot.stride),
+                kinds, t[:, 2], cout, t[:, 1], v.get("kernel", full(tail.kernel)), full(slot.stride),
                 v.get("expansion", full(encode("expansion", 1.0))), v.get("se", full(0)),
                 v.get("act", full(encode("act", tail.act))), full(tail.classes if is_tail else 0),
-                resolved_skip(slot.kind, slot.stride, t[:, 2], cout), full(1),
+                skip, v.get("groups", full(1)), full(int(tail.bias) if is_tail else 1),
             ], axis=1))
         keys, inverse = np.unique(np.concatenate(rows), axis=0, return_inverse=True)
         inverse = inverse.reshape(-1)
@@ -218,7 +233,7 @@ class SpaceIndex:
                 own = own * size + cols[d]
             base = state * n_own + own
             first = next(slots)
-            if st.kind == "head":
+            if st.name == "head":
                 out.append((first, base, np.ones(n, np.int64)))
                 state = nxt[base * 2 + 1]
                 continue

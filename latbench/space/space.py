@@ -27,14 +27,16 @@ from latbench.arch import Arch, StageSpec, StagedArch
 from latbench.blocks import BlockArgs, kind_of
 from latbench.errors import LatbenchError, SpaceError, SpecError
 
-#: Space field name -> BlockArgs field ("filters" is what files call out_channels).
-ARG_OF = {"filters": "out_channels", "kernel": "kernel", "expansion": "expansion", "se": "se",
-          "act": "act", "stride": "stride", "classes": "classes"}
+#: Space field name -> BlockArgs field ("filters" is what files call out_channels, "block" kind).
+ARG_OF = {"block": "kind", "filters": "out_channels", "kernel": "kernel", "expansion": "expansion", "se": "se",
+          "act": "act", "stride": "stride", "classes": "classes", "groups": "groups"}
+#: What a candidate of a candidate position may set.
+CANDIDATE_FIELDS = ("block", "filters", "kernel", "expansion", "se", "act", "groups", "layers")
 
 
-def block_args(kind: str, values: dict) -> BlockArgs:
-    """BlockArgs of `kind` from space field values ("filters", "kernel", ...)."""
-    return BlockArgs(kind=kind, **{ARG_OF[k]: v for k, v in values.items() if k != "layers"})
+def block_args(values: dict) -> BlockArgs:
+    """BlockArgs from space field values ("block", "filters", "kernel", ...)."""
+    return BlockArgs(**{ARG_OF[k]: v for k, v in values.items() if k != "layers"})
 
 
 @dataclass(frozen=True)
@@ -51,22 +53,28 @@ class Dim:
 
 @dataclass(frozen=True)
 class Field:
-    """How a field of the network gets its value: a position (`dim` >= 0) or a fixed `value`."""
+    """How a field of the network gets its value: a position (`dim` >= 0), or a `part` of the
+    candidate a candidate position chose, or a fixed `value`."""
 
     dim: int = -1
     value: object = None
+    part: str | None = None
 
     def get(self, space: "SearchSpace", vector) -> object:
-        return space.dims[self.dim].choices[vector[self.dim]] if self.dim >= 0 else self.value
+        if self.dim < 0:
+            return self.value
+        choice = space.dims[self.dim].choices[vector[self.dim]]
+        return choice[self.part] if self.part else choice
 
 
 @dataclass(frozen=True)
 class SpaceStage:
-    """A stage of the space: its kind, stride, and how each of its fields gets its value (the
-    kind's space fields and "layers"; the stem has no "layers")."""
+    """A stage of the space: its stride, its kind (None when a candidate position chooses it), and
+    how each of its fields gets its value ("block", its kinds' space fields and "layers"; the stem
+    has no "layers")."""
 
     stage: int
-    block: str
+    block: str | None
     stride: int
     fields: dict  # name -> Field
 
@@ -138,9 +146,8 @@ class SearchSpace:
         def values(s: SpaceStage) -> dict:
             return {k: f.get(self, v) for k, f in s.fields.items()} | {"stride": s.stride}
 
-        head = block_args(self.head.block, values(self.head))
-        stages = tuple(StageSpec(s.stage, values(s)["layers"], block_args(s.block, values(s)))
-                       for s in self.stages)
+        head = block_args(values(self.head))
+        stages = tuple(StageSpec(s.stage, values(s)["layers"], block_args(values(s))) for s in self.stages)
         return StagedArch(self.resolution.get(self, v), head, stages, self.tail,
                           self.in_channels, name=f"{self.name}:{','.join(map(str, v))}")
 
@@ -167,21 +174,36 @@ class SearchSpace:
             where = f"{label}: stage{want.stage}"
             have = have_stages.get(want.stage)
             if have is None:  # an absent stage is an empty one; its other fields are free
-                self._put(vector, want.fields["layers"], 0, f"{where}.layers")
+                self._put_stage(vector, want, None, where, 0)
                 continue
-            self._put(vector, want.fields["layers"], have.layers, f"{where}.layers")
-            self._put_stage(vector, want, have.block, where)
+            self._put_stage(vector, want, have.block, where, have.layers)
         for k, name in (("kind", "block"), ("out_channels", "filters"), ("classes", "classes"), ("act", "act")):
             self._put(vector, Field(value=getattr(self.tail, k)), getattr(st.tail, k), f"{label}: tail.{name}")
         # Positions nothing in the network determines (fields of an absent stage) encode as 0.
         return np.array([0 if v is None else v for v in vector], dtype=np.int64)
 
-    def _put_stage(self, vector: list, want: SpaceStage, have: BlockArgs, where: str) -> None:
-        self._put(vector, Field(value=want.block), have.kind, f"{where}.block")
-        self._put(vector, Field(value=want.stride), have.stride, f"{where}.stride")
+    def _put_stage(self, vector: list, want: SpaceStage, have: BlockArgs | None, where: str,
+                   layers: int | None = None) -> None:
+        """Put a stage's values (`have` None: an absent stage, only its layers count)."""
+        values = {"layers": layers} if have is None else \
+            {k: getattr(have, ARG_OF[k]) for k in want.fields if k != "layers"} | {"layers": layers}
+        if have is not None:
+            self._put(vector, Field(value=want.stride), have.stride, f"{where}.stride")
+        parts = {k: f for k, f in want.fields.items() if f.part}
+        if parts:  # a candidate position: the candidate whose parts all agree
+            dim_index = next(iter(parts.values())).dim
+            self._put_candidate(vector, dim_index, {k: values[k] for k in parts if k in values}, where)
         for k, f in want.fields.items():
-            if k != "layers":
-                self._put(vector, f, getattr(have, ARG_OF[k]), f"{where}.{k}")
+            if not f.part and k in values and values[k] is not None:
+                self._put(vector, f, values[k], f"{where}.{k}")
+
+    def _put_candidate(self, vector: list, dim_index: int, values: dict, where: str) -> None:
+        dim = self.dims[dim_index]
+        matches = [i for i, c in enumerate(dim.choices) if all(c[k] == v for k, v in values.items())]
+        if not matches:
+            shown = ", ".join(f"{k} {v}" for k, v in values.items())
+            raise SpaceError(f"{where}: no candidate of the {self.name} space has {shown}")
+        vector[dim_index] = matches[0]
 
     def _put(self, vector: list, field: Field, value, where: str) -> None:
         if field.dim < 0:
@@ -222,11 +244,17 @@ def load_space(path: str | Path | None = None) -> "SearchSpace":
         return _load_cached(str(resources.config_dir() / "gpunet_space.json"))
     p = Path(path)
     if not p.is_file():
-        bundled = resources.bundled_config(f"{path}_space") or resources.bundled_config(str(path))
+        name = str(path).replace("-", "_")
+        bundled = resources.bundled_config(f"{name}_space") or resources.bundled_config(str(path))
         if bundled is None:
-            raise SpaceError(f"{path}: no such space file (bundled: gpunet, tiny)")
+            raise SpaceError(f"{path}: no such space file (bundled: {', '.join(bundled_spaces())})")
         p = bundled
     return _load_cached(str(p.resolve()))
+
+
+def bundled_spaces() -> list[str]:
+    """Names of the spaces in layer_configs/ (gpunet, tiny, ofa-mbv3, fbnet, ...)."""
+    return sorted(p.stem.removesuffix("_space").replace("_", "-") for p in resources.config_dir().glob("*_space.json"))
 
 
 @lru_cache(maxsize=16)
@@ -245,27 +273,60 @@ def _load_cached(path: str) -> "SearchSpace":
         raise SpaceError(f"{path}: malformed space file: {err!r}") from None
 
 
-def _stage_fields(kind: str, with_layers: bool) -> tuple[str, ...]:
-    return kind_of(kind).space_fields + (("layers",) if with_layers else ())
+def _stage_fields(kinds: list[str], with_layers: bool) -> tuple[str, ...]:
+    """The fields of a stage whose blocks may be of `kinds`: "block", their space fields, layers."""
+    names = ["block"] + [f for k in kinds for f in kind_of(k).space_fields]
+    return tuple(dict.fromkeys(names + (["layers"] if with_layers else [])))
+
+
+def _candidates(raw, name: str, s: dict, source: str) -> list[dict] | None:
+    """The resolved candidates of a stage (each sets every field the stage has), or None."""
+    if "candidates" not in s:
+        return None
+    if not isinstance(raw, list) or not raw or not all(isinstance(c, dict) for c in raw):
+        raise SpaceError(f"{source}: {name}.candidates: a non-empty list of objects")
+    for c in raw:
+        unknown = sorted(set(c) - set(CANDIDATE_FIELDS))
+        if unknown:
+            raise SpaceError(f"{source}: {name}.candidates: unknown field {unknown[0]!r} "
+                             f"(fields: {', '.join(CANDIDATE_FIELDS)})")
+    return raw
 
 
 def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
-    """Build a SearchSpace from its JSON object; positions follow obj["encoding"]."""
+    """Build a SearchSpace from its JSON object; positions follow obj["encoding"].
+
+    A stage may give "candidates": a list of objects each setting some of block, filters, kernel,
+    expansion, se, act, groups and layers; one searched position (NAME.candidate) then chooses
+    among them, and the fields they set take the chosen candidate's values (FBNet's nine blocks).
+    """
     order = obj["encoding"]
     if len(set(order)) != len(order):
         raise SpaceError(f"{source}: encoding names a field twice")
-    head_kind = obj["head"].get("block", "head")
+    head = dict(obj["head"]) | {"block": obj["head"].get("block", "head")}
     raw_fields: dict[str, object] = {"resolution": obj["resolution"]}
-    stage_objs = [("head", head_kind, obj["head"], False)]
-    stage_objs += [(f"stage{s['stage']}", s["block"], s, True) for s in obj["stages"]]
-    for name, kind, s, with_layers in stage_objs:
-        allowed = set(_stage_fields(kind, with_layers)) | {"stage", "block", "stride"}
+    stage_objs = [("head", head, False)] + [(f"stage{s['stage']}", s, True) for s in obj["stages"]]
+    parts: dict[str, tuple[str, str]] = {}  # field name -> (candidate position, part)
+    for name, s, with_layers in stage_objs:
+        cands = _candidates(s.get("candidates"), name, s, source)
+        kinds = [s.get("block")] + [c["block"] for c in cands or () if "block" in c]
+        fields = _stage_fields([k for k in kinds if k], with_layers)
+        allowed = set(fields) | {"stage", "stride", "candidates"}
         unknown = sorted(set(s) - allowed)
         if unknown:
-            raise SpaceError(f"{source}: {name}: a {kind} stage has no field {unknown[0]!r} "
-                             f"(fields: {', '.join(sorted(allowed))})")
-        raw_fields |= {f"{name}.{k}": s.get(k, _default(k)) for k in _stage_fields(kind, with_layers)}
-    searched = {name for name, raw in raw_fields.items() if len(_choices(raw, name) or ()) > 1}
+            raise SpaceError(f"{source}: {name}: a {'/'.join(k for k in kinds if k)} stage has no field "
+                             f"{unknown[0]!r} (fields: {', '.join(sorted(allowed))})")
+        base = {k: s.get(k, _default(k)) for k in fields}
+        if base["block"] is None and cands:  # a candidate without layers needs some kind: the first one's
+            base["block"] = next((c["block"] for c in cands if "block" in c), None)
+        if cands is not None:
+            position = f"{name}.candidate"
+            raw_fields[position] = [base | c for c in cands]
+            for k in sorted({k for c in cands for k in c}):
+                parts[f"{name}.{k}"] = (position, k)
+        raw_fields |= {f"{name}.{k}": v for k, v in base.items()}
+    searched = {name for name, raw in raw_fields.items()
+                if name not in parts and len(_choices(raw, name) or ()) > 1}
     if set(order) != searched:
         extra, missing = sorted(set(order) - searched), sorted(searched - set(order))
         raise SpaceError(f"{source}: encoding must list each searched field once "
@@ -274,6 +335,9 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
     index = {d.name: i for i, d in enumerate(dims)}
 
     def field(name: str, seen: tuple = ()) -> Field:
+        if name in parts:
+            position, part = parts[name]
+            return Field(dim=index[position], part=part)
         raw = raw_fields[name]
         if isinstance(raw, str) and "." in raw:  # a reference to another field
             if raw not in raw_fields or raw in seen:
@@ -284,24 +348,32 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
         choices = _choices(raw, name)
         return Field(value=choices[0] if choices else raw)
 
-    def stage(name: str, number: int, kind: str, s: dict, with_layers: bool) -> SpaceStage:
-        return SpaceStage(number, kind, s.get("stride", 1),
-                          {k: field(f"{name}.{k}") for k in _stage_fields(kind, with_layers)})
+    def stage(name: str, number: int, s: dict, with_layers: bool) -> SpaceStage:
+        names = [k.split(".", 1)[1] for k in raw_fields if k.startswith(name + ".") and k != f"{name}.candidate"]
+        fields = {k: field(f"{name}.{k}") for k in names}
+        kind = fields["block"].value if fields["block"].dim < 0 else None
+        return SpaceStage(number, kind, s.get("stride", 1), fields)
 
-    head = stage("head", 0, head_kind, obj["head"], False)
-    stages = [stage(f"stage{s['stage']}", s["stage"], s["block"], s, True) for s in obj["stages"]]
+    head_stage = stage("head", 0, head, False)
+    stages = [stage(f"stage{s['stage']}", s["stage"], s, True) for s in obj["stages"]]
     for s in stages:
-        if s.stride != 1 and s.fields["layers"].dim >= 0 and 0 in dims[s.fields["layers"].dim].choices:
+        f = s.fields["layers"]
+        if s.stride != 1 and f.dim >= 0 and 0 in _layer_values(dims[f.dim], f):
             raise SpaceError(f"{source}: stage {s.stage} has stride {s.stride} and may have 0 layers; "
                              "a strided stage needs at least one layer")
     tail = obj["tail"]
     tail_args = BlockArgs(kind=tail.get("block", "tail"), out_channels=tail["filters"],
-                          classes=tail.get("classes", 1000), act=tail.get("act", "relu"), kernel=1)
-    return SearchSpace(obj["name"], obj.get("in_channels", 3), field("resolution"), head, stages,
+                          classes=tail.get("classes", 1000), act=tail.get("act", "relu"), kernel=1,
+                          bias=tail.get("bias", True))
+    return SearchSpace(obj["name"], obj.get("in_channels", 3), field("resolution"), head_stage, stages,
                        tail_args, dims, source)
+
+
+def _layer_values(dim: Dim, f: Field) -> list:
+    return [c[f.part] for c in dim.choices] if f.part else list(dim.choices)
 
 
 def _default(name: str):
     """A stage field the file leaves out takes BlockArgs' default ("layers" has none)."""
-    defaults = {"kernel": 3, "expansion": 1.0, "se": 0, "act": "relu", "stride": 1}
+    defaults = {"kernel": 3, "expansion": 1.0, "se": 0, "act": "relu", "stride": 1, "groups": 1, "layers": 1}
     return defaults.get(name)
