@@ -49,7 +49,8 @@ def collect_specs(space_name: str, all_keys: bool, archs: List[str], n: int, see
         notes.append(f"--grid {g}: {len(s)} keys")
         specs += s
     if not specs:
-        raise LatbenchError("no keys to measure: give --all-keys, --archs, --n or --grid")
+        raise LatbenchError(f"no keys to measure: give --all-keys (every key of --space {space_name}), --archs, "
+                            "--n or --grid")
     return keysets.unique(specs), notes
 
 

@@ -9,7 +9,8 @@ A lent GPU comes for a few minutes, so every step has a value rank and a time ru
     validate    held-out Sobol networks at real resolution: their keys    all that is left after the
                 network by network, then end to end; the reference         reserves of later steps
                 networks end to end; calibration fitted and stored
-    gpu-tests   pytest -m gpu (the CUDA-graph path checked on the GPU)   cap
+    gpu-tests   pytest -m "gpu or timm": the CUDA-graph path on    cap
+                the GPU, latbench's timm data against timm
     harness     latbench's harness beside its peers, a row per block      cap
     cudnn-*     cuDNN heuristics, then autotuning (each in its own       cap
                 process), on a few keys and a network
@@ -87,7 +88,7 @@ GPU_RULES = (
     StepRule("smoke", cap=60, floor=20),
     StepRule("reference", share=0.35, floor=15),
     StepRule("validate", share=1.0, floor=30),
-    StepRule("gpu-tests", cap=50, floor=20, reserve=40),
+    StepRule("gpu-tests", cap=70, floor=20, reserve=50),
     StepRule("harness", cap=70, floor=25, reserve=50),
     StepRule("cudnn-heuristics", cap=25, floor=15, reserve=20),
     StepRule("cudnn-autotuned", cap=30, floor=15, reserve=20),
