@@ -11,13 +11,19 @@ import numpy as np
 
 from latbench.blocks import ACTIVATIONS
 from latbench.blocks.matrix import column, matrix_costs, spec_matrix
+from latbench.cost import bytes_moved
 
-__all__ = ["block_features", "spec_matrix", "weight_bytes", "column"]
+__all__ = ["block_features", "column", "spec_matrix", "traffic_bytes", "weight_bytes"]
 
 
 def weight_bytes(m: np.ndarray, elem_bytes: int) -> np.ndarray:
     """Inference weight bytes (BN folded) per row."""
     return matrix_costs(m)["folded_params"] * elem_bytes
+
+
+def traffic_bytes(m: np.ndarray, elem_bytes: int) -> np.ndarray:
+    """Unfused memory traffic per row in bytes (latbench.cost.bytes_moved)."""
+    return bytes_moved(matrix_costs(m), elem_bytes)
 
 
 def block_features(m: np.ndarray, elem_bytes: int) -> np.ndarray:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from latbench import resources
 from latbench.arch_io import load_arch
-from latbench.space import index_for, sample
 from latbench.errors import LatbenchError, SpecError
+from latbench.space import index_for, sample
 from latbench.spec import BlockSpec, parse_key
 
 _SPEC_FIELDS = {f.name for f in fields(BlockSpec)}

@@ -18,7 +18,7 @@ from latbench.arch import Arch
 from latbench.arch_io import load_arch
 from latbench.errors import MissingKeysError
 from latbench.estimate import Estimator
-from latbench.features import column, spec_matrix, weight_bytes
+from latbench.features import column, spec_matrix, traffic_bytes, weight_bytes
 from latbench.blocks import KINDS, BlockSpec, kind_index
 from latbench.precision import elem_bytes
 from latbench.space import index_for, load_space
@@ -108,16 +108,20 @@ class Predictor:
         """Per-network sums the calibration uses: ns per block and in total, per kind, bytes."""
         ns, measured = self.block_ns(list(arch.blocks), missing)
         kinds = np.array([kind_index(b.kind) for b in arch.blocks])
-        wb = weight_bytes(spec_matrix(list(arch.blocks)), self.elem_bytes).astype(np.int64)
+        m = spec_matrix(list(arch.blocks))
+        wb = weight_bytes(m, self.elem_bytes).astype(np.int64)
+        tb = traffic_bytes(m, self.elem_bytes).astype(np.int64)
         return {"ns": ns, "measured": measured, "total_ns": np.array([ns.sum()]),
                 "n_blocks": np.array([len(ns)]), "weight_bytes": np.array([wb.sum()]),
+                "traffic_bytes": np.array([tb.sum()]),
                 "kind_ns": {k: np.array([ns[kinds == i].sum()]) for i, k in enumerate(KINDS)}}
 
     def predict(self, arch: Arch, missing: str = "error") -> Prediction:
         """Latency of one network; keys the table lacks: `missing` = error | estimate."""
         agg = self.aggregates(arch, missing)
         ns, measured, total = agg["ns"], agg["measured"], agg["total_ns"]
-        latency_us, outside = self._finish(total, agg["n_blocks"], agg["kind_ns"], agg["weight_bytes"])
+        latency_us, outside = self._finish(total, agg["n_blocks"], agg["kind_ns"], agg["weight_bytes"],
+                                           agg["traffic_bytes"])
         keys = [b.key for b in arch.blocks]
         found = {k for k, m in zip(keys, measured) if m}
         blocks = [{"index": i, "stage": s, "key": k, "us": n / 1000.0,
@@ -137,12 +141,12 @@ class Predictor:
             extrapolated=bool(outside[0]),
         )
 
-    def _finish(self, total_ns, n_blocks, kind_ns, wbytes) -> tuple[np.ndarray, np.ndarray]:
+    def _finish(self, total_ns, n_blocks, kind_ns, wbytes, tbytes) -> tuple[np.ndarray, np.ndarray]:
         """(latency in microseconds, mask of networks outside the calibration's fitted range) from
         per-network aggregates; the raw sum when the table has no calibration."""
         if self.calibration is None:
             return total_ns / 1000.0, np.zeros(np.shape(total_ns), bool)
-        f = cal.network_features(total_ns, n_blocks, kind_ns, wbytes, self.calibration["cache_bytes"])
+        f = cal.network_features(total_ns, n_blocks, kind_ns, wbytes, self.calibration["cache_bytes"], tbytes)
         return cal.apply_bounded(self.calibration, f)
 
     # -- many encoded networks -----------------------------------------------------------------
@@ -171,6 +175,7 @@ class Predictor:
             meas = np.zeros(len(part), np.int64)
             nb = np.zeros(len(part), np.int64)
             wb = np.zeros(len(part), np.int64)
+            tb = np.zeros(len(part), np.int64)
             kind_ns = {k: np.zeros(len(part), np.int64) for k in KINDS}
             for slot, code, mult in lut.index.slot_codes(part):
                 ns = lut.ns[slot.name][code] * mult
@@ -179,13 +184,14 @@ class Predictor:
                 if use_cal:
                     nb += mult
                     wb += lut.wbytes[slot.name][code] * mult
+                    tb += lut.tbytes[slot.name][code] * mult
                     if slot.kind is not None:
                         kind_ns[slot.kind] += ns
                     else:  # a candidate position: the kind depends on the network
                         kinds = lut.kind[slot.name][code]
                         for k in lut.slot_kinds[slot.name]:
                             kind_ns[list(KINDS)[k]] += np.where(kinds == k, ns, 0)
-            lat[s:s + len(part)] = (self._finish(total, nb, kind_ns, wb)[0] if use_cal else total / 1000.0) / 1000.0
+            lat[s:s + len(part)] = (self._finish(total, nb, kind_ns, wb, tb)[0] if use_cal else total / 1000.0) / 1000.0
             frac[s:s + len(part)] = meas / np.maximum(total, 1)
         return lat, frac
 
@@ -216,7 +222,8 @@ class _SpaceLut:
                     "fill it with latbench build-table --sample N", [])
             key_ns[~measured] = to_ns(pred.estimator.predict_matrix(keys[~measured]))
         key_wb = weight_bytes(keys, pred.elem_bytes).astype(np.int64)
-        self.ns, self.measured_ns, self.wbytes, self.kind, self.slot_kinds = {}, {}, {}, {}, {}
+        key_tb = traffic_bytes(keys, pred.elem_bytes).astype(np.int64)
+        self.ns, self.measured_ns, self.wbytes, self.tbytes, self.kind, self.slot_kinds = {}, {}, {}, {}, {}, {}
         kind_col = column(keys, "kind")
         for slot in index.slots:
             valid = slot.key_ids >= 0
@@ -224,6 +231,7 @@ class _SpaceLut:
             self.ns[slot.name] = np.where(valid, key_ns[kid], 0)
             self.measured_ns[slot.name] = np.where(valid & measured[kid], key_ns[kid], 0)
             self.wbytes[slot.name] = np.where(valid, key_wb[kid], 0)
+            self.tbytes[slot.name] = np.where(valid, key_tb[kid], 0)
             self.kind[slot.name] = np.where(valid, kind_col[kid], -1)
             self.slot_kinds[slot.name] = np.unique(kind_col[kid[valid]])
 

@@ -195,7 +195,8 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     cat = lambda k: np.concatenate([g[k] for g in aggs])  # noqa: E731
     kind_ns = {k: np.concatenate([g["kind_ns"][k] for g in aggs]) for k in aggs[0]["kind_ns"]}
     cache = raw.cache_bytes
-    feats = network_features(cat("total_ns"), cat("n_blocks"), kind_ns, cat("weight_bytes"), cache)
+    feats = network_features(cat("total_ns"), cat("n_blocks"), kind_ns, cat("weight_bytes"), cache,
+                             cat("traffic_bytes"))
     measured = np.array([n.median_us for n in nets])
     rows = [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
              "n_blocks": int(nb)} for n, s, nb in zip(nets, feats["sum_us"], feats["n_blocks"])]

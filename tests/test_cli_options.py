@@ -30,8 +30,13 @@ def test_backend_options_follow_the_resolved_backend(monkeypatch):
 
 @pytest.mark.ray
 def test_ray_resolves_on_a_worker_and_checks_gpu_against_the_workers(run_cli, tmp_path):
-    code, _, err = run_cli("build-table", "--ray", "auto", "--gpu", "a100", "--grid", "smoke_grid", "--quick",
-                           "--out", str(tmp_path / "t.jsonl"))
+    import ray
+
+    try:
+        code, _, err = run_cli("build-table", "--ray", "auto", "--gpu", "a100", "--grid", "smoke_grid", "--quick",
+                               "--out", str(tmp_path / "t.jsonl"))
+    finally:
+        ray.shutdown()  # the command started a local Ray instance in this process
     assert code == 2 and "does not match the Ray workers' device" in err.strip().splitlines()[-1]
 
 
