@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench import resources
+from latbench import resources, schema
 from latbench.arch import Arch, StageSpec, StagedArch
-from latbench.blocks import BlockArgs, kind_of
-from latbench.errors import LatbenchError, SpaceError, SpecError
+from latbench.blocks import MAX_SIZE, BlockArgs, kind_of
+from latbench.errors import SpaceError, SpecError
 
 #: Space field name -> BlockArgs field ("filters" is what files call out_channels).
 ARG_OF = {"filters": "out_channels", "kernel": "kernel", "expansion": "expansion", "se": "se",
@@ -201,18 +201,37 @@ class SearchSpace:
 
 
 # -- loading -------------------------------------------------------------------------------------
+#: Limits of a space file: choices of one field, stages, and the fields' own ranges (block fields
+#: are checked by the block kind itself: filters, kernel, expansion, SE, activation).
+MAX_CHOICES = 256
+MAX_STAGES = 64
+MAX_LAYERS = 64
+NAME_CHARS = 100
+
+
 def _choices(raw, where: str) -> tuple | None:
     """Choices of a searched field, or None for a fixed value."""
     if isinstance(raw, list):
         if not raw or len(set(map(json.dumps, raw))) != len(raw):
             raise SpaceError(f"{where}: choices must be a non-empty list without repeats")
+        if len(raw) > MAX_CHOICES:
+            raise SpaceError(f"{where}: {len(raw)} choices; at most {MAX_CHOICES}")
+        for v in raw:
+            if not isinstance(v, (str, int, float, bool)):
+                raise SpaceError(f"{where}: a choice must be a number, a string or true/false, "
+                                 f"got {json.dumps(v)[:40]}")
         return tuple(raw)
     if isinstance(raw, dict):
         lo, hi, step = raw.get("min"), raw.get("max"), raw.get("step", 1)
         ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (lo, hi, step))
         if not ints or step < 1 or hi < lo or not set(raw) <= {"min", "max", "step"}:
-            raise SpaceError(f"{where}: a range is {{\"min\": int, \"max\": int, \"step\": int > 0}}")
+            raise SpaceError(f"{where}: a range is {{\"min\": int, \"max\": int, \"step\": int > 0}} with min <= max")
+        if (hi - lo) // step + 1 > MAX_CHOICES:
+            raise SpaceError(f"{where}: the range {lo}..{hi} step {step} has {(hi - lo) // step + 1:,} choices; "
+                             f"at most {MAX_CHOICES}")
         return tuple(range(lo, hi + 1, step))
+    if raw is None or isinstance(raw, list):
+        raise SpaceError(f"{where}: must be a value, a list of choices, a range or a reference, got null")
     return None
 
 
@@ -220,52 +239,84 @@ def load_space(path: str | Path | None = None) -> "SearchSpace":
     """Load a space file (default: the bundled GPUNet space); a bundled name works too."""
     if path is None:
         return _load_cached(str(resources.config_dir() / "gpunet_space.json"))
+    if not str(path).strip():
+        raise SpaceError("--space is empty: give a bundled name (gpunet, tiny) or a space file")
     p = Path(path)
-    if not p.is_file():
+    try:
+        exists = p.exists()
+    except OSError:  # a name no file can have
+        exists = False
+    if not exists:
         bundled = resources.bundled_config(f"{path}_space") or resources.bundled_config(str(path))
         if bundled is None:
             raise SpaceError(f"{path}: no such space file (bundled: gpunet, tiny)")
         p = bundled
+    schema.check_input(p, "space", SpaceError)
     return _load_cached(str(p.resolve()))
 
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str) -> "SearchSpace":
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise SpaceError(f"{path}: cannot read space: {err}") from None
+    obj = schema.read_json(path, "space", SpaceError)
     try:
         return space_from_obj(obj, path)
     except SpecError as err:
         raise SpaceError(f"{path}: {err}") from None
-    except LatbenchError:
-        raise
-    except (KeyError, TypeError, ValueError) as err:
-        raise SpaceError(f"{path}: malformed space file: {err!r}") from None
 
 
 def _stage_fields(kind: str, with_layers: bool) -> tuple[str, ...]:
     return kind_of(kind).space_fields + (("layers",) if with_layers else ())
 
 
+def _kind(name, where: str, role: str) -> str:
+    try:
+        kind = kind_of(name)
+    except SpecError as err:
+        raise SpaceError(f"{where}: {err}") from None
+    if kind.role != role:
+        raise SpaceError(f"{where}: a {kind.name} block cannot be the {role} of a network")
+    return kind.name
+
+
 def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
-    """Build a SearchSpace from its JSON object; positions follow obj["encoding"]."""
-    order = obj["encoding"]
+    """Build a SearchSpace from its JSON object; positions follow obj["encoding"]. Every field,
+    choice and limit is checked (SpaceError naming the file and field)."""
+    top = schema.fields(obj, source, {"name": str, "resolution": object, "head": dict, "stages": list,
+                                      "tail": dict, "encoding": list},
+                        {"description": (str, ""), "in_channels": (int, 3), "source": (str, "")}, error=SpaceError)
+    if not top["name"].strip() or len(top["name"]) > NAME_CHARS or "\n" in top["name"]:
+        raise SpaceError(f"{source}: name: a short name of one line (at most {NAME_CHARS} characters)")
+    schema.number(top["in_channels"], f"{source}: in_channels", 1, 1 << 16, integer=True, error=SpaceError)
+    order = top["encoding"]
+    for i, name in enumerate(order):
+        schema.check_type(name, str, f"{source}: encoding[{i}]", SpaceError)
     if len(set(order)) != len(order):
         raise SpaceError(f"{source}: encoding names a field twice")
-    head_kind = obj["head"].get("block", "head")
-    raw_fields: dict[str, object] = {"resolution": obj["resolution"]}
-    stage_objs = [("head", head_kind, obj["head"], False)]
-    stage_objs += [(f"stage{s['stage']}", s["block"], s, True) for s in obj["stages"]]
+    if not 1 <= len(top["stages"]) <= MAX_STAGES:
+        raise SpaceError(f"{source}: stages: between 1 and {MAX_STAGES} stages, got {len(top['stages'])}")
+    head_obj = top["head"]
+    head_kind = _kind(head_obj.get("block", "head"), f"{source}: head.block", "stem")
+    raw_fields: dict[str, object] = {"resolution": top["resolution"]}
+    stage_objs = [("head", head_kind, head_obj, False)]
+    last = 0
+    for i, st in enumerate(top["stages"]):
+        where = f"{source}: stages[{i}]"
+        st = schema.fields(st, where, {"stage": int, "block": str}, {"stride": (int, 1)}, error=SpaceError, extra=True)
+        if not last < st["stage"] <= MAX_STAGES:
+            raise SpaceError(f"{where}.stage: stage numbers increase from 1 to at most {MAX_STAGES}, got {st['stage']}")
+        last = st["stage"]
+        stage_objs.append((f"stage{st['stage']}", _kind(st["block"], f"{where}.block", "body"), st, True))
     for name, kind, s, with_layers in stage_objs:
         allowed = set(_stage_fields(kind, with_layers)) | {"stage", "block", "stride"}
         unknown = sorted(set(s) - allowed)
         if unknown:
             raise SpaceError(f"{source}: {name}: a {kind} stage has no field {unknown[0]!r} "
                              f"(fields: {', '.join(sorted(allowed))})")
+        schema.number(s.get("stride", 1), f"{source}: {name}.stride", 1, 2, integer=True, error=SpaceError)
+        if with_layers and "layers" not in s:
+            raise SpaceError(f"{source}: {name}: missing field 'layers'")
         raw_fields |= {f"{name}.{k}": s.get(k, _default(k)) for k in _stage_fields(kind, with_layers)}
-    searched = {name for name, raw in raw_fields.items() if len(_choices(raw, name) or ()) > 1}
+    searched = {name for name, raw in raw_fields.items() if len(_choices(raw, f"{source}: {name}") or ()) > 1}
     if set(order) != searched:
         extra, missing = sorted(set(order) - searched), sorted(searched - set(order))
         raise SpaceError(f"{source}: encoding must list each searched field once "
@@ -276,7 +327,7 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
     def field(name: str, seen: tuple = ()) -> Field:
         raw = raw_fields[name]
         if isinstance(raw, str) and "." in raw:  # a reference to another field
-            if raw not in raw_fields or raw in seen:
+            if raw not in raw_fields or raw in seen or raw == name:
                 raise SpaceError(f"{source}: {name} refers to unknown field {raw!r}")
             return field(raw, seen + (name,))
         if name in index:
@@ -288,17 +339,42 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
         return SpaceStage(number, kind, s.get("stride", 1),
                           {k: field(f"{name}.{k}") for k in _stage_fields(kind, with_layers)})
 
-    head = stage("head", 0, head_kind, obj["head"], False)
-    stages = [stage(f"stage{s['stage']}", s["stage"], s["block"], s, True) for s in obj["stages"]]
+    head = stage("head", 0, head_kind, head_obj, False)
+    stages = [stage(f"stage{s['stage']}", s["stage"], kind, s, True) for (_, kind, s, _) in stage_objs[1:]]
+    resolution = field("resolution")
+    values = lambda f: dims[f.dim].choices if f.dim >= 0 else (f.value,)  # noqa: E731
+    for v in values(resolution):
+        schema.number(v, f"{source}: resolution", 1, MAX_SIZE, integer=True, error=SpaceError)
+    for s in [head] + stages:
+        _check_stage(s, values, f"{source}: {'head' if s.stage == 0 else f'stage{s.stage}'}")
     for s in stages:
         if s.stride != 1 and s.fields["layers"].dim >= 0 and 0 in dims[s.fields["layers"].dim].choices:
             raise SpaceError(f"{source}: stage {s.stage} has stride {s.stride} and may have 0 layers; "
                              "a strided stage needs at least one layer")
-    tail = obj["tail"]
-    tail_args = BlockArgs(kind=tail.get("block", "tail"), out_channels=tail["filters"],
-                          classes=tail.get("classes", 1000), act=tail.get("act", "relu"), kernel=1)
-    return SearchSpace(obj["name"], obj.get("in_channels", 3), field("resolution"), head, stages,
-                       tail_args, dims, source)
+    tail = schema.fields(top["tail"], f"{source}: tail", {"filters": int},
+                         {"classes": (int, 1000), "act": (str, "relu"), "block": (str, "tail")}, error=SpaceError)
+    _kind(tail["block"], f"{source}: tail.block", "classifier")
+    try:
+        tail_args = BlockArgs(kind=tail["block"], out_channels=tail["filters"], classes=tail["classes"],
+                              act=tail["act"], kernel=1)
+    except SpecError as err:
+        raise SpaceError(f"{source}: tail: {err}") from None
+    return SearchSpace(top["name"], top["in_channels"], resolution, head, stages, tail_args, dims, source)
+
+
+def _check_stage(s: SpaceStage, values, where: str) -> None:
+    """Every choice of every field of a stage is one its block kind accepts (each checked with the
+    other fields at their first choice), and layers lie in [0, MAX_LAYERS]."""
+    first = {k: values(f)[0] for k, f in s.fields.items() if k != "layers"}
+    for name, f in s.fields.items():
+        for v in values(f):
+            if name == "layers":
+                schema.number(v, f"{where}.layers", 0, MAX_LAYERS, integer=True, error=SpaceError)
+                continue
+            try:
+                block_args(s.block, first | {name: v, "stride": s.stride})
+            except SpecError as err:
+                raise SpaceError(f"{where}.{name}: choice {json.dumps(v)}: {err}") from None
 
 
 def _default(name: str):
