@@ -23,6 +23,7 @@ from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import on_table_device
 from latbench.table import load_table
+from nas import lifeline
 from nas.pool import Pool, check_space, load_pool, make_pool
 from nas.propose import METHODS, Observations, Sampler, sampler_for, scale, trial_rng
 from nas.results import ResultsLog, check_history
@@ -114,7 +115,8 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
 
         executor = LocalExecutor(cfg.parallel)
     sampler = sampler_for(cfg.method, n_init=cfg.n_init, leaf_size=cfg.leaf_size, cp=cfg.cp, seed=cfg.seed)
-    payload = {"space": str(space.source), "train": cfg.train, "measure_table": measure_table}
+    payload = {"space": str(space.source), "train": cfg.train, "measure_table": measure_table,
+               "driver": lifeline.driver()}
     running: dict[int, dict] = {}
     for trial, rec in sorted(history.in_flight.items()):  # started before a crash: run them again
         running[trial] = rec
