@@ -17,6 +17,11 @@ from latbench.blocks import KINDS, BlockArgs, BlockSpec
 from latbench.blocks import MAX_SIZE as MAX_RESOLUTION
 from latbench.errors import ArchError, SpecError
 
+#: Layers of one stage, and blocks of one network, that latbench accepts: far beyond published
+#: CNNs (GPUNet's space allows 15 a stage, about 60 blocks), far below what exhausts memory.
+MAX_LAYERS = 256
+MAX_BLOCKS = 4096
+
 
 def HeadSpec(filters: int, kernel: int = 3, stride: int = 2, act: str = "swish") -> BlockArgs:  # noqa: N802
     """The stem of GPUNet (stage 0): in_channels -> filters, kernel x kernel, stride."""
@@ -155,8 +160,11 @@ class StagedArch:
         _check_resolution(self.resolution, label)
         add(0, "head", self.head)
         for st in self.stages:
-            if isinstance(st.layers, bool) or not isinstance(st.layers, int) or st.layers < 0:
-                raise ArchError(f"{label}: stage {st.stage}: layers must be an integer >= 0, got {st.layers!r}")
+            if isinstance(st.layers, bool) or not isinstance(st.layers, int) or not 0 <= st.layers <= MAX_LAYERS:
+                raise ArchError(f"{label}: stage {st.stage}: layers must be an integer in [0, {MAX_LAYERS}], "
+                                f"got {st.layers!r}")
+            if len(blocks) + st.layers > MAX_BLOCKS:
+                raise ArchError(f"{label}: more than {MAX_BLOCKS} blocks: not a network latbench handles")
             for layer in range(st.layers):
                 args = st.block if layer == 0 else replace(st.block, stride=1)
                 add(st.stage, f"stage {st.stage} layer {layer + 1}", args)

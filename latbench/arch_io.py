@@ -15,60 +15,25 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from latbench import resources
-from latbench.arch import Arch, StageSpec, StagedArch, staged_from_blocks
+from latbench import resources, schema
+from latbench.arch import MAX_BLOCKS, Arch, StageSpec, StagedArch, staged_from_blocks
 from latbench.blocks import KINDS, BlockArgs, BlockKind, BlockSpec
 from latbench.errors import ArchError, LatbenchError, SpecError
 from latbench.space import load_space
 from latbench.timm_arch import is_timm, timm_arch
 
 _VECTOR = re.compile(r"\s*\[?\s*-?\d+(\s*,\s*-?\d+)*\s*\]?\s*")
-_TYPES = {
-    int: "an integer",
-    float: "a number",
-    bool: "true or false",
-    str: "a string",
-    dict: "a JSON object",
-    list: "a JSON list",
-    (bool, int): "true, false or an SE variant number",
-}
+#: The formats of latbench's own architecture JSON that this version reads.
+FORMATS = ("latbench-arch/1",)
 
 
 def _check_type(value, kind, where: str):
-    ok = (
-        (kind is int and isinstance(value, int) and not isinstance(value, bool))
-        or (kind is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-        or (kind is bool and isinstance(value, bool))
-        or (kind in (str, dict, list) and isinstance(value, kind))
-        or (kind == (bool, int) and isinstance(value, int))
-    )
-    if not ok:
-        raise ArchError(f"{where}: must be {_TYPES[kind]}, got {json.dumps(value)}")
-    return value
-
-
-def _child(where: str, name: str) -> str:
-    """Path of a field: "file: head" at the top level, "file: stages[1].filters" below it."""
-    return f"{where}.{name}" if ": " in where else f"{where}: {name}"
+    return schema.check_type(value, kind, where, ArchError)
 
 
 def _fields(obj, where: str, required: dict, optional: dict | None = None) -> dict:
     """Validate a JSON object against required {name: type} and optional {name: (type, default)}."""
-    optional = optional or {}
-    if not isinstance(obj, dict):
-        raise ArchError(f"{where}: must be a JSON object, got {json.dumps(obj)[:60]}")
-    unknown = sorted(set(obj) - set(required) - set(optional))
-    if unknown:
-        allowed = ", ".join(list(required) + list(optional))
-        raise ArchError(f"{where}: unknown field '{unknown[0]}' (allowed: {allowed})")
-    out = {}
-    for name, kind in required.items():
-        if name not in obj:
-            raise ArchError(f"{where}: missing field '{name}'")
-        out[name] = _check_type(obj[name], kind, _child(where, name))
-    for name, (kind, default) in optional.items():
-        out[name] = _check_type(obj[name], kind, _child(where, name)) if name in obj else default
-    return out
+    return schema.fields(obj, where, required, optional, error=ArchError)
 
 
 # -- (a) latbench stage-wise JSON -----------------------------------------------------------------
@@ -107,6 +72,11 @@ def staged_from_json(obj: dict, source: str = "arch") -> StagedArch:
         {"name": (str, ""), "in_channels": (int, 3), "format": (str, "latbench-arch/1"),
          "source": (str, "")},
     )
+    if top["format"] not in FORMATS:
+        raise ArchError(f"{source}: format {top['format']!r} is not one this latbench reads "
+                        f"({', '.join(FORMATS)}); upgrade latbench or convert the file")
+    if len(top["stages"]) > MAX_BLOCKS:
+        raise ArchError(f"{source}: stages: {len(top['stages'])} stages; at most {MAX_BLOCKS}")
     head = _fields(top["head"], f"{source}: head", {"filters": int},
                    {"kernel": (int, 3), "stride": (int, 2), "act": (str, "swish"), "block": (str, "head")})
     tail = _fields(top["tail"], f"{source}: tail", {"filters": int},
@@ -196,6 +166,8 @@ _NV_LAYER["fused_irb"] = _NV_LAYER["irb"]
 
 def arch_from_nvidia(layers: list, source: str = "arch") -> Arch:
     """Parse NVIDIA's layer list; the stage-wise form is kept when every stage is uniform."""
+    if len(layers) > MAX_BLOCKS + 1:
+        raise ArchError(f"{source}: {len(layers)} layers; at most {MAX_BLOCKS + 1}")
     if not layers or not isinstance(layers[0], dict) or layers[0].get("layer_type") != "data":
         raise ArchError(f"{source}: layer 0 must be {{\"layer_type\": \"data\", \"img_resolution\": ...}}")
     data = _fields({k: v for k, v in layers[0].items() if k != "layer_type"}, f"{source}: layer 0 (data)",
@@ -277,7 +249,13 @@ def parse_vector(text: str, source: str = "vector") -> list[int]:
     """Integers from '1,2,3' or '[1, 2, 3]'."""
     if not _VECTOR.fullmatch(text):
         raise ArchError(f"{source}: not a comma-separated list of integers")
-    return [int(t) for t in text.strip().strip("[]").split(",")]
+    tokens = [t.strip() for t in text.strip().strip("[]").split(",")]
+    if len(tokens) > MAX_BLOCKS:
+        raise ArchError(f"{source}: {len(tokens)} integers; an encoded network has a few dozen")
+    for i, t in enumerate(tokens):
+        if len(t.lstrip("-")) > schema.MAX_DIGITS:
+            raise ArchError(f"{source}: position {i}: {t[:20]}... is not an index of the space")
+    return [int(t) for t in tokens]
 
 
 def arch_from_obj(obj, source: str = "arch", space=None) -> Arch:
@@ -312,30 +290,40 @@ def load_arch(source, space=None) -> Arch:
     """
     if not isinstance(source, (str, Path)):
         return arch_from_obj(source, "arch", space)
+    if not str(source).strip():
+        raise ArchError("the architecture is empty: give a file, a bundled name (gpunet-1) or an encoded vector")
     if is_timm(source):
         return timm_arch(source)
     path = Path(source)
-    if path.is_dir():
-        raise ArchError(f"{source}: is a directory; give an architecture file")
-    if not path.is_file():
+    kind = _path_kind(path)
+    if kind == "dir":
+        raise ArchError(f"{source}: is a folder; give an architecture file")
+    if kind == "missing":
         bundled = resources.bundled_config(str(source))
         if bundled is not None:
             path = bundled
         elif _VECTOR.fullmatch(str(source)):
             return _decode(parse_vector(str(source)), "vector", space)
         else:
-            raise ArchError(f"{source}: no such file (nor a bundled config name or an encoded vector)")
-    try:
-        text = path.read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise ArchError(f"{source}: cannot read: {getattr(err, 'strerror', None) or err}") from None
+            raise ArchError(f"{_short(source)}: no such file (nor a bundled config name or an encoded vector)")
+    text = schema.read_text(path, "architecture", ArchError)
     if _VECTOR.fullmatch(text):
         return _decode(parse_vector(text, str(source)), str(source), space)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ArchError(f"{source}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    obj = schema.loads(text, str(source), "architecture", ArchError)
     return arch_from_obj(obj, str(source), space)
+
+
+def _path_kind(path: Path) -> str:
+    """"missing" (also for names no file can have), "dir", or "file"."""
+    try:
+        return "dir" if path.is_dir() else "file" if path.exists() else "missing"
+    except OSError:  # e.g. a name longer than the file system allows: a vector, not a path
+        return "missing"
+
+
+def _short(text) -> str:
+    text = str(text)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def arch_to_json(arch: Arch) -> dict | list:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from latbench import schema
 from latbench.blocks import KINDS
+from latbench.errors import LatbenchError
 
 #: Candidate models by their features; "per_kind" stands for one "<kind>_us" column per block kind
 #: present in the networks fitted on (kinds no network has would only add empty columns).
@@ -78,23 +80,84 @@ def in_range(calibration: dict, sum_us, slack: float = SLACK):
     return (lo / slack <= s) & (s <= hi * slack)
 
 
-def apply_bounded(calibration: dict, features: dict) -> tuple[np.ndarray, np.ndarray]:
+def apply_bounded(calibration: dict, features: dict, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(calibrated latency in microseconds, mask of networks outside the fitted range).
 
     Inside the range the fitted form applies. Outside it, a linear form with an intercept can
     run away (a CPU calibration fitted on 1-2 ms networks moved 100 ms networks by 5-24 %), so
     the network gets its raw sum times the correction ratio (calibrated / raw) clamped to the
     ratios the calibration gave the networks it was fitted on: a bounded, proportional
-    correction.
+    correction. A fitted form that gives a value that is not a positive finite number is treated
+    the same way, so a prediction is always positive and finite; with `strict`, such a value
+    inside the fitted range (where the form was fitted to be right) refuses the calibration
+    instead (LatbenchError): it is damaged, not extrapolated.
     """
     sums = np.asarray(features["sum_us"], dtype=np.float64)
-    value = apply(calibration, features)
-    outside = ~in_range(calibration, sums)
-    if outside.any():
-        lo, hi = calibration.get("ratio_range") or DEFAULT_RATIO_RANGE
-        ratio = np.clip(value / np.maximum(sums, 1e-12), lo, hi)
-        value = np.where(outside, sums * ratio, value)
+    with np.errstate(all="ignore"):
+        value = apply(calibration, features)
+        bad = ~np.isfinite(value) | (value <= 0)
+        inside = in_range(calibration, sums)
+        if strict and (bad & inside).any():
+            i = int(np.argmax(bad & inside))
+            raise LatbenchError(f"the table's calibration ({calibration['model']}) gives {value[i]:.4g} us for a "
+                                f"network of raw sum {sums[i]:.4g} us, inside the range it was fitted on: it is "
+                                "damaged; fit it again with latbench validate")
+        outside = ~inside | bad
+        if outside.any():
+            lo, hi = calibration.get("ratio_range") or DEFAULT_RATIO_RANGE
+            ratio = np.clip(value / np.maximum(sums, 1e-12), lo, hi)
+            ratio = np.where(np.isfinite(ratio), ratio, 1.0)
+            value = np.where(outside, sums * ratio, value)
     return value, outside
+
+
+#: Feature columns a stored calibration may name (see `network_features`).
+FEATURES = tuple(dict.fromkeys(n for cols in MODELS.values() for n in cols if n != "per_kind")) + \
+    tuple(f"{k}_us" for k in KINDS)
+#: Largest raw sum a calibration may be fitted on, microseconds (a day per forward pass).
+MAX_US = 86_400e6
+
+
+def check(record: dict, where: str, error=LatbenchError) -> dict:
+    """A stored calibration record as `predict` uses it, or `error` naming the first bad field and
+    its allowed values: a known model, its features (known, as the model forms them) and as many
+    finite coefficients, a cache size, a positive fitted range and, if given, a positive ratio
+    range. A bad calibration is refused, never applied."""
+    r = schema.fields(record, where, {"model": str, "features": list, "coef": list, "fitted_range_us": list},
+                      {"cache_bytes": (int, 0), "ratio_range": (list, None), "n_networks": (int, None),
+                       "cv": (dict, None), "network_ids": (list, None)}, error=error, extra=True)
+    schema.choice(r["model"], f"{where}.model", tuple(MODELS), error)
+    feats = r["features"]
+    for i, name in enumerate(feats):
+        schema.choice(name, f"{where}.features[{i}]", FEATURES, error)
+    kinds = [f for f in feats if f.endswith("_us") and f != "sum_us"]
+    form = tuple("per_kind" if f in kinds else f for f in feats)
+    form = tuple(f for i, f in enumerate(form) if f != "per_kind" or form[i - 1:i] != ("per_kind",))
+    order = [f"{k}_us" for k in KINDS if f"{k}_us" in kinds]
+    if form != MODELS[r["model"]] or kinds != order or len(set(feats)) != len(feats):
+        raise error(f"{where}.features: {', '.join(feats)} is not the form of model {r['model']} "
+                    f"({', '.join(MODELS[r['model']])})")
+    if len(r["coef"]) != len(feats):
+        raise error(f"{where}.coef: {len(r['coef'])} coefficients for {len(feats)} features")
+    for i, c in enumerate(r["coef"]):
+        schema.number(c, f"{where}.coef[{i}]", -1e12, 1e12, error=error)
+    schema.number(r["cache_bytes"], f"{where}.cache_bytes", 0, 1 << 50, integer=True, error=error)
+    _span(r["fitted_range_us"], f"{where}.fitted_range_us", MAX_US, error)
+    if r["ratio_range"] is not None:
+        _span(r["ratio_range"], f"{where}.ratio_range", 1000.0, error)
+    if r["n_networks"] is not None:
+        schema.number(r["n_networks"], f"{where}.n_networks", 1, None, integer=True, error=error)
+    return r
+
+
+def _span(value: list, where: str, hi: float, error) -> None:
+    """[lo, hi] with 0 < lo <= hi <= `hi`."""
+    if len(value) != 2:
+        raise error(f"{where}: must be [low, high], got {len(value)} values")
+    for i, v in enumerate(value):
+        schema.number(v, f"{where}[{i}]", 0, hi, lo_open=True, error=error)
+    if value[0] > value[1]:
+        raise error(f"{where}: low {value[0]:g} exceeds high {value[1]:g}")
 
 
 def _fit(F: np.ndarray, y: np.ndarray) -> np.ndarray:

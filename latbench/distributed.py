@@ -10,6 +10,8 @@ A worker that dies is restarted by Ray and its key re-run.
 
 from __future__ import annotations
 
+import socket
+
 from latbench import backends, env
 from latbench.backends.base import BackendConfig
 from latbench.build import BuildSummary, pending_specs, record
@@ -55,8 +57,27 @@ def connect(address: str, num_cpus: int | None = None):
         if address == "auto":
             ray.init(num_cpus=num_cpus, **kw)
         else:
+            check_reachable(address)
             ray.init(address=address, **kw)
     return ray
+
+
+#: Seconds to wait for a cluster's head before giving up (Ray itself retries for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """LatbenchError unless `address` (HOST:PORT, optionally ray://HOST:PORT) accepts a TCP
+    connection within `timeout` seconds."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LatbenchError(f"--ray {address}: give auto or a cluster address HOST:PORT (e.g. 10.0.0.1:6379)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise LatbenchError(f"--ray {address}: cannot reach the Ray cluster ({err.strerror or err}); start it "
+                            "with `ray start --head` or give its address") from None
 
 
 def _resolve_here(backend: str, device: str | None) -> tuple[str, str, str]:

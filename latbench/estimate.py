@@ -18,6 +18,8 @@ from latbench.blocks import KINDS, parse_key
 from latbench.features import block_features, column, spec_matrix
 
 MIN_ROWS_PER_KIND = 12
+#: Bounds of an estimate, microseconds (a nanosecond; a day).
+MIN_US, MAX_US = 1e-3, 86_400e6
 RIDGE = 1e-3
 FOLDS = 5
 
@@ -76,10 +78,12 @@ class Estimator:
         return out
 
     def predict_matrix(self, m: np.ndarray) -> np.ndarray:
-        """Estimated median_us for each row of a FIELDS matrix."""
+        """Estimated median_us for each row of a FIELDS matrix, within [MIN_US, MAX_US] (a block far
+        outside the table's rows extrapolates; the bounds keep the sum of a network finite)."""
         if len(m) == 0:
             return np.zeros(0)
-        return np.exp(self._predict_log(block_features(m, self.elem_bytes), column(m, "kind")))
+        log = self._predict_log(block_features(m, self.elem_bytes), column(m, "kind"))
+        return np.exp(np.clip(log, np.log(MIN_US), np.log(MAX_US)))
 
     def predict_specs(self, specs) -> np.ndarray:
         return self.predict_matrix(spec_matrix(list(specs)))

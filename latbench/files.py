@@ -5,9 +5,12 @@ the old file or the new one, never a truncated one. (Append-only logs are latben
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
+import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,25 +19,69 @@ from latbench.errors import LatbenchError
 
 
 def check_output(path: str | Path, what: str = "file") -> Path:
-    """`path` as an output file: not a folder, its folder creatable and writable; a LatbenchError
-    naming the problem and the fix otherwise. Called before measuring, so that a bad path costs
-    nothing."""
-    path = Path(path)
+    """`path` as an output file: not a folder, a device or a pipe; its folder creatable and
+    writable; a LatbenchError naming the problem and the fix otherwise. Called before measuring,
+    so that a bad path costs nothing."""
     if str(path) in ("", "."):
         raise LatbenchError(f"{what} path is empty; give a file path")
-    if path.is_dir():
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "dir":
         raise LatbenchError(f"{path}: is a folder; give a {what} path")
-    parent = path.parent if str(path.parent) else Path(".")
-    if parent.exists() and not parent.is_dir():
-        raise LatbenchError(f"{path}: {parent} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LatbenchError(f"{path}: cannot create folder {parent}: {err.strerror}") from None
-    probe = path if path.exists() else parent
+    if kind == "other":
+        # A rename would replace a device node or a pipe with a regular file: refuse instead.
+        raise LatbenchError(f"{path}: is not a regular file (a device or a pipe?); give a {what} path")
+    _make_folder(path.parent if str(path.parent) else Path("."), path)
+    probe = path if kind == "file" else path.parent
     if not os.access(probe, os.W_OK):
         raise LatbenchError(f"{path}: not writable (check the permissions or choose another path)")
     return path
+
+
+def check_distinct(paths: dict) -> None:
+    """Refuse two options that name one file ({"--csv": a, "--table": b}): writing one would
+    destroy the other (a report written over its own table)."""
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise LatbenchError(f"{seen[real]} and {option} name the same file {path}; give two paths")
+        seen[real] = option
+
+
+def check_output_dir(path: str | Path, what: str = "output folder") -> Path:
+    """`path` as an output folder: created if missing, not a file, writable."""
+    if str(path) == "":
+        raise LatbenchError(f"{what} path is empty; give a folder")
+    path = Path(path)
+    if _kind(path) not in ("dir", "missing"):
+        raise LatbenchError(f"{path}: is a file; give a folder as the {what}")
+    _make_folder(path, path)
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise LatbenchError(f"{path}: not writable (check the permissions or choose another folder)")
+    return path
+
+
+def _kind(path: Path) -> str:
+    """"missing", "file" (regular), "dir" or "other" (device, pipe, socket)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as err:
+        raise LatbenchError(f"{path}: {err.strerror or err}") from None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "other"
+
+
+def _make_folder(folder: Path, path: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise LatbenchError(f"{path}: {folder} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise LatbenchError(f"{path}: cannot create folder {folder}: {err.strerror or err}") from None
 
 
 @contextmanager
@@ -42,17 +89,50 @@ def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on any
     failure it is removed and `path` is left as it was. A full disk becomes a LatbenchError."""
     path = check_output(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
+    _remove_stale(path)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
         yield Path(tmp)
         os.replace(tmp, path)
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise LatbenchError(f"{path}: cannot write: {err.strerror or err}; nothing was changed") from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _remove_stale(path: Path) -> None:
+    """Remove the temporary files of earlier writes of `path` whose process is gone (killed
+    between writing and renaming: SIGKILL leaves them, nothing else does)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def copy_file(src: str | Path, dst: str | Path) -> Path:
+    """Copy `src` to `dst` atomically (the copy appears whole or not at all)."""
+    with atomic_path(dst) as tmp:
+        try:
+            shutil.copyfile(src, tmp)
+        except OSError as err:
+            raise LatbenchError(f"{src}: cannot copy to {dst}: {err.strerror or err}") from None
+    return Path(dst)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:

@@ -20,10 +20,13 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Callable, Protocol
 
 import numpy as np
+
+from latbench import schema
+from latbench.errors import LatbenchError
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,30 @@ class HarnessSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, obj, where: str = "harness", error=LatbenchError) -> "HarnessSettings":
+        """Settings stored in a table, each checked against RANGES (`error` names the field and
+        its allowed range)."""
+        names = [f.name for f in fields(cls)]
+        required = {n: int if isinstance(RANGES[n][0], int) else float for n in names[:5]}
+        optional = {n: (int, getattr(_DEFAULTS, n)) for n in names[5:]}
+        values = schema.fields(obj, where, required, optional, error=error)
+        for name, (lo, hi, lo_open) in RANGES.items():
+            schema.number(values[name], f"{where}.{name}", lo, hi, integer=isinstance(lo, int), lo_open=lo_open,
+                          error=error)
+        if values["min_samples"] > values["max_samples"]:
+            raise error(f"{where}: min_samples {values['min_samples']} exceeds max_samples {values['max_samples']}")
+        return cls(**values)
+
+
+#: Allowed ranges of the stored harness settings: (low, high, low excluded).
+RANGES = {
+    "warmup_s": (0.0, 3600.0, False), "sample_s": (0.0, 60.0, True), "min_samples": (1, 1_000_000, False),
+    "min_time_s": (0.0, 3600.0, False), "max_cov": (0.0, 100.0, True), "max_attempts": (1, 1000, False),
+    "probe_unroll": (1, 1 << 30, False), "max_unroll": (1, 1 << 40, False), "max_samples": (1, 1 << 30, False),
+}
+_DEFAULTS = HarnessSettings(0.0, 1.0, 1, 0.0, 1.0)
 
 
 @dataclass(frozen=True)

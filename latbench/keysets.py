@@ -15,6 +15,7 @@ out channels together (the block stays residual). Any subset of the three may be
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -71,10 +72,19 @@ def _spec(values: dict, where: str) -> BlockSpec:
         raise LatbenchError(f"{where}: {err}") from None
 
 
+#: Blocks one grid file may name: far more than a factor study needs, far fewer than a typo in a
+#: "product" section (five lists of 60 values) would otherwise start measuring.
+MAX_GRID_BLOCKS = 100_000
+
+
 def _read_grid(path: str | Path) -> dict:
     """The JSON of a grid file, or of a bundled grid by name ("factor_grid")."""
     p = Path(path)
-    return resources.read_json(p if p.is_file() else resources.bundled_config(str(path)) or p, "grid")
+    try:
+        local = p.is_file()
+    except OSError:
+        local = False
+    return resources.read_json(p if local else resources.bundled_config(str(path)) or p, "grid")
 
 
 def grid_specs(path: str | Path) -> list[BlockSpec]:
@@ -85,8 +95,16 @@ def grid_specs(path: str | Path) -> list[BlockSpec]:
     unknown = set(obj) - {"name", "description", "base", "vary", "product", "keys"}
     if unknown:
         raise LatbenchError(f"{path}: unknown field {sorted(unknown)[0]!r}")
+    keys = obj.get("keys", [])
+    if not isinstance(keys, list):
+        raise LatbenchError(f"{path}: keys: expected a list of block keys")
+    vary = _lists(obj.get("vary", {}), f"{path}: vary")
+    product = _lists(obj.get("product", {}), f"{path}: product")
+    count = len(keys) + 1 + sum(len(v) for _, v in vary) + math.prod(len(v) for _, v in product)
+    if count > MAX_GRID_BLOCKS:
+        raise LatbenchError(f"{path}: the grid names {count:,} blocks; at most {MAX_GRID_BLOCKS:,}")
     specs: list[BlockSpec] = []
-    for key in obj.get("keys", []):
+    for key in keys:
         try:
             specs.append(parse_key(key))
         except SpecError as err:
@@ -96,10 +114,10 @@ def grid_specs(path: str | Path) -> list[BlockSpec]:
         if not isinstance(base, dict):
             raise LatbenchError(f"{path}: base: expected an object of block fields")
         specs.append(_spec(base, f"{path}: base"))
-        for field, values in _lists(obj.get("vary", {}), f"{path}: vary"):
+        for field, values in vary:
             for v in values:
                 specs.append(_spec(_apply(base, field, v, f"{path}: vary"), f"{path}: vary.{field}={v}"))
-        prod = _lists(obj.get("product", {}), f"{path}: product")
+        prod = product
         for combo in itertools.product(*[vals for _, vals in prod]) if prod else []:
             values = dict(base)
             for (field, _), v in zip(prod, combo):

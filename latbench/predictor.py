@@ -147,7 +147,7 @@ class Predictor:
         if self.calibration is None:
             return total_ns / 1000.0, np.zeros(np.shape(total_ns), bool)
         f = cal.network_features(total_ns, n_blocks, kind_ns, wbytes, self.calibration["cache_bytes"], tbytes)
-        return cal.apply_bounded(self.calibration, f)
+        return cal.apply_bounded(self.calibration, f, strict=True)
 
     # -- many encoded networks -----------------------------------------------------------------
     def predict_encoded(self, X) -> np.ndarray:

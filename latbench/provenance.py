@@ -62,7 +62,7 @@ def backend_for_table(table: Table) -> Backend:
     """
     m = table.meta
     be = backends.create(m["backend"]["name"], config_of(table))
-    here = table_meta(be, HarnessSettings(**m["harness"]))
+    here = table_meta(be, HarnessSettings.from_dict(m["harness"]))
     diff = [d for d in identity_diff(m, here) if not d.startswith("harness")]
     if diff:
         raise LatbenchError(f"{table.path}: measured on another device or software ({'; '.join(diff)}); "

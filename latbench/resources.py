@@ -6,10 +6,10 @@ lookup serves a source checkout, an editable install and a wheel.
 
 from __future__ import annotations
 
-import json
 from importlib import resources as _res
 from pathlib import Path
 
+from latbench import schema
 from latbench.errors import LatbenchError
 
 
@@ -23,7 +23,7 @@ def config_dir() -> Path:
 
 def bundled_config(name: str) -> Path | None:
     """Path of a bundled config by name ("gpunet-1" or "gpunet-1.json"), or None."""
-    if not name or "/" in name or "\\" in name:
+    if not name or "/" in name or "\\" in name or len(name) > 200:
         return None
     for candidate in (name, f"{name}.json"):
         path = config_dir() / candidate
@@ -33,15 +33,6 @@ def bundled_config(name: str) -> Path | None:
 
 
 def read_json(path: str | Path, what: str, error=None):
-    """Parsed JSON of a file; `error` (default LatbenchError) names the file when it is missing,
-    unreadable or malformed."""
-    error = error or LatbenchError
-    p = Path(path)
-    try:
-        return json.loads(p.read_text())
-    except FileNotFoundError:
-        raise error(f"{p}: no such {what} file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise error(f"{p}: cannot read: {err}") from None
-    except json.JSONDecodeError as err:
-        raise error(f"{p}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    """Strict JSON of a file (latbench.schema); `error` (default LatbenchError) names the file
+    when it is missing, unreadable, binary, too large, too deep or malformed."""
+    return schema.read_json(path, what, error or LatbenchError)

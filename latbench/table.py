@@ -11,11 +11,19 @@ This module imports neither torch nor TensorRT: tables are read anywhere.
 from __future__ import annotations
 
 import datetime as _dt
-import os
+import json
 from pathlib import Path
 
-from latbench.errors import TableError
+from latbench import schema
+from latbench.backends import NAMES as BACKEND_NAMES
+from latbench.backends.base import PROTOCOLS
+from latbench.blocks import parse_key
+from latbench.calibration import check as check_calibration
+from latbench.errors import SpecError, TableError
+from latbench.files import check_output, write_text
+from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog, LogCorrupt
+from latbench.precision import PRECISIONS
 
 FORMAT = "latbench-table/1"
 ROW_COLUMNS = ("key", "median_us", "p10_us", "p90_us", "cov", "n", "status", "reason", "measured_at")
@@ -30,6 +38,8 @@ UNITS = {
 #: driver counts by its major version: lent machines of one GPU model differ in the patch level
 #: (580.159.03 and 580.159.04 were both seen on H200s) without changing kernels; every row keeps
 #: the exact driver it was measured with.
+#: Largest batch a table may hold (the CLI's --batch allows the same).
+MAX_BATCH = 4096
 IDENTITY = ("device.kind", "device.name", "device.driver_major", "device.cuda", "device.threads",
             "backend.name", "backend.version", "backend.options", "backend.heap", "backend.tf32",
             "backend.cudnn_benchmark", "precision", "batch", "protocol", "harness")
@@ -125,28 +135,93 @@ class Table:
         return df[first + [c for c in df.columns if c not in first]]
 
 
-def load_table(path: str | Path) -> Table:
-    """Read a table file; TableError when it is missing, empty or damaged."""
-    path = Path(path)
-    if not path.is_file():
-        raise TableError(f"{path}: no such table file (build one with `latbench build-table`)")
+#: Table formats this latbench reads (and the one it writes, first).
+FORMATS = (FORMAT,)
+#: Largest time a row may hold, microseconds per forward pass (a day).
+MAX_US = 86_400e6
+STATUSES = ("ok", "failed")
+DEVICE_KINDS = ("cpu", "cuda")
+
+
+def check_meta(meta, where: str) -> dict:
+    """The metadata record of a table, or TableError naming the first bad field and what is
+    allowed: a known format, device kind and name, backend, precision, protocol, batch and harness
+    settings."""
+    m = schema.fields(meta, where, {"type": str}, error=TableError, extra=True)
+    fmt = m.get("format")
+    if m["type"] != "meta" or not isinstance(fmt, str) or not fmt.startswith("latbench-table/"):
+        raise TableError(f"{where}: not a latbench table (the first record must be its {FORMAT} metadata)")
+    if fmt not in FORMATS:
+        raise TableError(f"{where}: format {fmt!r} is not one this latbench reads ({', '.join(FORMATS)}); "
+                         "upgrade latbench")
+    m = schema.fields(m, where, {"device": dict, "backend": dict, "precision": str, "batch": int, "harness": dict},
+                      {"protocol": (str, "warm")}, error=TableError, extra=True)
+    dev = schema.fields(m["device"], f"{where}: device", {"kind": str, "name": str},
+                        {"threads": (int, None), "cache_bytes": (int, None), "l2_bytes": (int, None),
+                         "driver": (str, None), "cuda": (str, None)}, error=TableError, extra=True)
+    schema.choice(dev["kind"], f"{where}: device.kind", DEVICE_KINDS, TableError)
+    if not dev["name"].strip():
+        raise TableError(f"{where}: device.name is empty")
+    for name, hi in (("threads", 1 << 16), ("cache_bytes", 1 << 50), ("l2_bytes", 1 << 50)):
+        if dev[name] is not None:
+            schema.number(dev[name], f"{where}: device.{name}", 0 if name != "threads" else 1, hi, integer=True,
+                          error=TableError)
+    be = schema.fields(m["backend"], f"{where}: backend", {"name": str, "version": str},
+                       {"options": (dict, None), "heap": (dict, None)}, error=TableError, extra=True)
+    schema.choice(be["name"], f"{where}: backend.name", BACKEND_NAMES, TableError)
+    schema.choice(m["precision"], f"{where}: precision", PRECISIONS, TableError)
+    schema.choice(m["protocol"], f"{where}: protocol", PROTOCOLS, TableError)
+    schema.number(m["batch"], f"{where}: batch", 1, MAX_BATCH, integer=True, error=TableError)
+    HarnessSettings.from_dict(m["harness"], f"{where}: harness", TableError)
+    return meta
+
+
+def check_row(rec: dict, where: str) -> dict:
+    """A row record, or TableError: a key that parses, status ok|failed; an ok row has finite
+    positive times with p10 <= median <= p90, a CoV >= 0 and n >= 1 samples."""
+    r = schema.fields(rec, where, {"key": str, "status": str}, error=TableError, extra=True)
     try:
-        records = JsonLog(path).read_all()
+        parse_key(r["key"])
+    except SpecError as err:
+        raise TableError(f"{where}: {err}") from None
+    where = f"{where} ({r['key']})"
+    schema.choice(r["status"], f"{where}: status", STATUSES, TableError)
+    if r["status"] != "ok":
+        if not isinstance(r.get("reason", ""), str):
+            raise TableError(f"{where}: reason: must be a string")
+        return rec
+    times = [schema.number(r.get(k), f"{where}: {k}", 0.0, MAX_US, lo_open=True, error=TableError)
+             for k in ("p10_us", "median_us", "p90_us")]
+    p10, median, p90 = times
+    slack = 1e-9 * p90  # the three come from one set of samples: equal up to rounding at most
+    if p10 > median + slack or median > p90 + slack:
+        raise TableError(f"{where}: p10_us <= median_us <= p90_us does not hold ({p10:g}, {median:g}, {p90:g})")
+    schema.number(r.get("cov"), f"{where}: cov", 0.0, 1000.0, error=TableError)
+    schema.number(r.get("n"), f"{where}: n", 1, 1 << 40, integer=True, error=TableError)
+    return rec
+
+
+def load_table(path: str | Path) -> Table:
+    """Read a table file; TableError when it is missing, empty, damaged, or holds a field outside
+    what the format allows (every record is checked: metadata, rows, calibrations)."""
+    path = Path(path)
+    schema.check_input(path, "table", TableError, hint=" (build one with `latbench build-table`)")
+    try:
+        records = JsonLog(path, "table").read_all()
     except LogCorrupt as err:
         raise TableError(str(err)) from None
-    if not records or records[0].get("type") != "meta" or records[0].get("format") != FORMAT:
-        raise TableError(f"{path}: not a latbench table (the first record must be its {FORMAT} metadata)")
-    meta, rows, calibration = records[0], {}, None
-    for rec in records[1:]:
+    if not records:
+        raise TableError(f"{path}: empty: not a latbench table (build one with `latbench build-table`)")
+    meta, rows, calibration = check_meta(records[0], f"{path}: metadata"), {}, None
+    for i, rec in enumerate(records[1:], start=2):
         kind = rec.get("type")
         if kind == "row":
-            if "key" not in rec or "status" not in rec:
-                raise TableError(f"{path}: a row lacks its key or status: the file is damaged")
+            rec = check_row(rec, f"{path}: record {i}")
             rows[rec["key"]] = rec
         elif kind == "calibration":
-            calibration = rec
+            calibration = check_calibration(rec, f"{path}: record {i} (calibration)", TableError)
         elif kind != "meta":
-            raise TableError(f"{path}: unknown record type {kind!r}")
+            raise TableError(f"{path}: record {i}: unknown record type {str(kind)[:40]!r}")
     return Table(path, meta, rows, calibration)
 
 
@@ -155,9 +230,14 @@ class TableWriter:
 
     def __init__(self, path: str | Path, meta: dict):
         self.path = Path(path)
-        self.log = JsonLog(self.path)
-        self._check_writable()
-        with self.log.lock:
+        self.log = JsonLog(self.path, "table")
+        check_output(self.path, "table file")
+        try:
+            self.log.lock.acquire()
+        except OSError as err:
+            raise TableError(f"{self.path}: cannot lock the table ({err.strerror or err}); check the folder's "
+                             "permissions") from None
+        try:
             records = self.log.read_all()
             if not records:
                 self.meta = {"type": "meta", "format": FORMAT, "created_at": now(), "units": UNITS} | meta
@@ -165,26 +245,17 @@ class TableWriter:
                 self.log.read_new()
                 records = []
             else:
-                self.meta = records[0]
-                if self.meta.get("format") != FORMAT:
-                    raise TableError(f"{self.path}: not a latbench table")
+                self.meta = check_meta(records[0], f"{self.path}: metadata")
+                for i, rec in enumerate(records[1:], start=2):
+                    if rec.get("type") == "row":
+                        check_row(rec, f"{self.path}: record {i}")
                 diff = identity_diff(self.meta, meta)
                 if diff:
                     raise TableError(f"{self.path}: was measured with other settings ({'; '.join(diff)}); "
                                      "write to another --out or match them")
+        finally:
+            self.log.lock.release()
         self.rows = {r["key"]: r for r in records if r.get("type") == "row"}
-
-    def _check_writable(self) -> None:
-        parent = self.path.parent
-        if self.path.is_dir():
-            raise TableError(f"{self.path}: is a folder; --out needs a file path")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise TableError(f"{self.path}: cannot create folder {parent}: {err.strerror}") from None
-        probe = self.path if self.path.exists() else parent
-        if not os.access(probe, os.W_OK):
-            raise TableError(f"{self.path}: not writable (check permissions or choose another --out)")
 
     def done(self, include_failed: bool = True) -> set[str]:
         """Keys with a recorded row (failed ones too unless `include_failed` is False)."""
@@ -213,32 +284,32 @@ class TableWriter:
 def append_calibration(path: str | Path, calibration: dict) -> None:
     """Store a calibration with a table (the last one stored is the one used)."""
     load_table(path)  # refuse to append to a missing or damaged table
-    JsonLog(path).append([{"type": "calibration", "fitted_at": now(), **calibration}])
+    record = {"type": "calibration", "fitted_at": now(), **calibration}
+    check_calibration(record, f"{path}: new calibration", TableError)  # never store one no reader takes
+    JsonLog(path, "table").append([record])
 
 
 def merge_tables(a: str | Path, b: str | Path, out: str | Path) -> tuple[int, int]:
     """Write the union of two tables with equal identity to a new file `out`.
 
     A key in both keeps an ok row over a failed one, else the row of `a`. Returns (rows, keys in
-    both). The file appears whole or not at all (written aside, then renamed).
+    both). The file appears whole or not at all (latbench.files.atomic_path).
     """
+    out = Path(out)
+    check_output(out, "merged table")
+    if out.exists():
+        raise TableError(f"{out}: exists; merge into a new file")
     ta, tb = load_table(a), load_table(b)
     diff = identity_diff(ta.meta, tb.meta)
     if diff:
         raise TableError(f"{a} and {b} differ ({'; '.join(diff)}): refusing to merge")
-    out = Path(out)
-    if out.exists():
-        raise TableError(f"{out}: exists; merge into a new file")
     rows = dict(tb.rows)
     for key, row in ta.rows.items():
         if key not in rows or row.get("status") == "ok" or rows[key].get("status") != "ok":
             rows[key] = row
     both = len(set(ta.rows) & set(tb.rows))
     meta = ta.meta | {"merged_from": [str(a), str(b)], "created_at": now()}
-    tmp = out.with_name(out.name + ".partial")
-    tmp.unlink(missing_ok=True)
-    log = JsonLog(tmp)
-    log.append([meta] + list(rows.values()) + ([ta.calibration] if ta.calibration else []))
-    os.replace(tmp, out)
-    Path(str(tmp) + ".lock").unlink(missing_ok=True)
+    records = [meta] + list(rows.values()) + ([ta.calibration] if ta.calibration else [])
+    text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
+    write_text(out, text)
     return len(rows), both

@@ -38,8 +38,13 @@ def network_id(arch: Arch) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def networks_path(table_path: Path) -> Path:
+    """TABLE.networks.jsonl: the whole-network measurements kept beside a table."""
+    return Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl")
+
+
 def networks_log(table_path: Path) -> JsonLog:
-    return JsonLog(Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl"))
+    return JsonLog(networks_path(table_path), "networks log")
 
 
 def whole_network_backend(be):
@@ -174,7 +179,7 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     """
     table = load_table(table_path)
     be = backend_for_table(table)
-    settings = HarnessSettings(**table.meta["harness"])
+    settings = HarnessSettings.from_dict(table.meta["harness"])
     t_net = network_s if network_s is not None else network_seconds(settings)
     noise_n = min(repeat_noise, len(archs))
     coverage = fill_networks(archs, Path(table_path), be, settings, progress=progress, deadline=deadline,

@@ -4,20 +4,25 @@ Both offer submit(trial, payload) and poll() -> [(trial, result)], where a resul
 `nas.trial.run_trial` returns. A local worker is a long-lived spawned process (torch is imported
 once), fed one trial at a time through its own pipe: if it dies mid-trial, only that trial is
 lost; it is retried on a fresh worker and the others never notice. Ray retries a task whose
-worker or node died (max_retries) and gives each trial a GPU where the cluster has them.
+worker or node died (max_retries) and gives each trial a GPU where the cluster has them. Workers
+of both kinds die with the driver (nas.lifeline): a killed search leaves no trial running.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 
+from nas import lifeline
+
 RETRIES = 2
 
 
-def _worker_loop(conn) -> None:
+def _worker_loop(conn, parent_pid: int) -> None:
+    lifeline.bind_to_parent(parent_pid)  # a killed driver takes its workers with it
     from nas.trial import run_trial
 
     while True:
@@ -57,7 +62,7 @@ class LocalExecutor:
 
     def _spawn(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_loop, args=(child,), daemon=True)
+        proc = self.ctx.Process(target=_worker_loop, args=(child, os.getpid()), daemon=True)
         proc.start()
         child.close()
         return _Worker(proc, parent)

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench.errors import SearchError
-from latbench.jsonlog import JsonLog
+from latbench import schema
+from latbench.errors import LatbenchError, SearchError
+from latbench.jsonlog import JsonLog, LogCorrupt
+from latbench.space import MAX_SAMPLE, load_space
+from latbench.files import check_output_dir
 from latbench.table import now
 
 #: Settings that must not change between a run and its --resume.
@@ -55,20 +58,90 @@ class History:
         return max(self.done, key=lambda r: r["top1"], default=None)
 
 
+#: Bounds of a results record: trial ids, pool indices, encodings, latencies (ms) and top-1 (%).
+MAX_TRIALS = 10_000_000
+MAX_MS = 86_400_000.0
+
+
+def check_record(rec: dict, where: str) -> dict:
+    """A results record as the search and the charts use it, or SearchError naming the field."""
+    kind = rec.get("type")
+    if kind == "config":
+        r = schema.fields(rec, where, {"table": str, "space": str, "latency_min": float, "latency_max": float},
+                          {"method": (str, None), "budget": (int, None)}, error=SearchError, extra=True)
+        if r["budget"] is not None:
+            schema.number(r["budget"], f"{where}.budget", 1, MAX_TRIALS, integer=True, error=SearchError)
+        if not 0 <= rec["latency_min"] < rec["latency_max"] <= MAX_MS:
+            raise SearchError(f"{where}: latency group [{rec['latency_min']}, {rec['latency_max']}) ms is not "
+                              f"within [0, {MAX_MS:g})")
+        return rec
+    if kind not in ("start", "done", "failed"):
+        raise SearchError(f"{where}: unknown record type {str(kind)[:40]!r} (config, start, done, failed): "
+                          "not a latbench results log")
+    schema.fields(rec, where, {"trial": int, "pool_index": int, "x": list}, error=SearchError, extra=True)
+    schema.number(rec["trial"], f"{where}.trial", 0, MAX_TRIALS, integer=True, error=SearchError)
+    schema.number(rec["pool_index"], f"{where}.pool_index", 0, MAX_SAMPLE, integer=True, error=SearchError)
+    if not 1 <= len(rec["x"]) <= 1024:
+        raise SearchError(f"{where}.x: an encoded network of 1 to 1024 indices, got {len(rec['x'])}")
+    for i, v in enumerate(rec["x"]):
+        schema.number(v, f"{where}.x[{i}]", 0, 1 << 16, integer=True, error=SearchError)
+    if kind == "done":
+        schema.number(rec.get("top1"), f"{where}.top1", 0.0, 100.0, error=SearchError)
+        schema.number(rec.get("predicted_ms"), f"{where}.predicted_ms", 0.0, MAX_MS, lo_open=True, error=SearchError)
+    elif kind == "failed" and not isinstance(rec.get("reason", ""), str):
+        raise SearchError(f"{where}.reason: must be a string")
+    return rec
+
+
+def check_history(history: History, space, path, pool_size: int | None = None) -> History:
+    """Every trial of a log is a network of `space` (and, given its size, a member of the pool)."""
+    for rec in list(history.finished.values()) + list(history.in_flight.values()):
+        where = f"{path}: trial {rec['trial']}"
+        if pool_size is not None and rec["pool_index"] >= pool_size:
+            raise SearchError(f"{where}: pool_index {rec['pool_index']} is outside the {pool_size}-network pool")
+        try:
+            space.check(rec["x"])
+        except LatbenchError as err:
+            raise SearchError(f"{where}: x: {err}") from None
+    return history
+
+
+def space_of(config: dict | None):
+    """The searched space where this machine has it (its file, else a bundled space of its name)."""
+    config = config or {}
+    for source in (config.get("space_file"), config.get("space")):
+        if isinstance(source, str) and source:
+            try:
+                return load_space(source)
+            except LatbenchError:
+                continue
+    return None
+
+
 class ResultsLog:
     def __init__(self, out_dir: str | Path):
         self.path = Path(out_dir) / "results.jsonl"
-        self.log = JsonLog(self.path)
+        self.log = JsonLog(self.path, "results log")
 
     def read(self) -> History:
+        """The history in the log, every record checked (SearchError names the first bad one)."""
         h = History()
-        for rec in self.log.read_all():
-            kind = rec.get("type")
+        try:
+            records = self.log.read_all()
+        except LogCorrupt as err:
+            raise SearchError(str(err)) from None
+        for i, rec in enumerate(records, start=1):
+            where = f"{self.path}: record {i}"
+            check_record(rec, where)
+            kind = rec["type"]
+            if (kind == "config") != (i == 1):
+                raise SearchError(f"{where}: the config record must come first, and once: not a latbench "
+                                  "results log")
             if kind == "config":
                 h.config = rec
             elif kind == "start":
                 h.in_flight[rec["trial"]] = rec
-            elif kind in ("done", "failed"):
+            else:
                 h.in_flight.pop(rec["trial"], None)
                 h.finished[rec["trial"]] = rec
         return h
@@ -82,7 +155,7 @@ class ResultsLog:
         if not exists:
             if resume:
                 raise SearchError(f"{self.path}: nothing to resume")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            check_output_dir(self.path.parent, "search output folder")
             self.log.append([{"type": "config", "created_at": now(), **config}])
             return self.read()
         history = self.read()

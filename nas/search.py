@@ -10,7 +10,6 @@ measured first, so the reported latency rests on measured rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,13 +18,15 @@ import numpy as np
 from latbench.arch_io import arch_to_json
 from latbench.console import console
 from latbench.errors import LatbenchError, SearchError
+from latbench.files import check_output_dir, write_json
 from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import on_table_device
 from latbench.table import load_table
-from nas.pool import Pool, load_pool, make_pool
+from nas import lifeline
+from nas.pool import Pool, check_space, load_pool, make_pool
 from nas.propose import METHODS, Observations, Sampler, sampler_for, scale, trial_rng
-from nas.results import ResultsLog
+from nas.results import ResultsLog, check_history
 from latbench.space import load_space
 
 
@@ -85,13 +86,10 @@ def group_members(cfg: SearchConfig, pool: Pool) -> np.ndarray:
 
 def get_pool(cfg: SearchConfig, space, out_dir: Path) -> Pool:
     if cfg.pool:
-        pool = load_pool(cfg.pool)
-        if pool.meta.get("space") != space.name or pool.X.shape[1] != space.n_dims:
-            raise SearchError(f"{cfg.pool}: a pool of the {pool.meta.get('space')} space, not {space.name}")
-        return pool
+        return check_space(load_pool(cfg.pool), space, cfg.pool)
     path = out_dir / "pool.npz"
     if path.is_file():
-        return load_pool(path)
+        return check_space(load_pool(path), space, path)
     pool = make_pool(cfg.table, space, cfg.pool_size, cfg.seed)
     pool.save(path)
     return pool
@@ -102,6 +100,7 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
     """Run (or resume) a search; returns the summary also written to OUT/summary.json."""
     out_dir = Path(out_dir)
     cfg.check()
+    check_output_dir(out_dir, "search output folder")
     space = load_space(cfg.space)
     load_table(cfg.table)
     pool = get_pool(cfg, space, out_dir)
@@ -109,13 +108,15 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
     log = ResultsLog(out_dir)
     history = log.open(asdict(cfg) | {"space_file": str(space.source), "group_size": int(len(members))},
                        resume)
+    check_history(history, space, log.path, len(pool))
     measure_table = cfg.table if cfg.measure and on_table_device(load_table(cfg.table)) else None
     if executor is None:
         from nas.executors import LocalExecutor
 
         executor = LocalExecutor(cfg.parallel)
     sampler = sampler_for(cfg.method, n_init=cfg.n_init, leaf_size=cfg.leaf_size, cp=cfg.cp, seed=cfg.seed)
-    payload = {"space": str(space.source), "train": cfg.train, "measure_table": measure_table}
+    payload = {"space": str(space.source), "train": cfg.train, "measure_table": measure_table,
+               "driver": lifeline.driver()}
     running: dict[int, dict] = {}
     for trial, rec in sorted(history.in_flight.items()):  # started before a crash: run them again
         running[trial] = rec
@@ -185,14 +186,14 @@ def summarize(cfg: SearchConfig, space, history, out_dir: Path) -> dict:
                          "top1": "percent, proxy training", "params": "proxy network parameters"}}
     if done:
         best = space.decode(done[0]["x"])
-        (out_dir / "best.json").write_text(json.dumps(arch_to_json(best), indent=2) + "\n")
+        write_json(out_dir / "best.json", arch_to_json(best), indent=2)
         from latbench.onnx_export import export_onnx
 
         precision = load_table(cfg.table).precision
         export_onnx(best, out_dir / "best.onnx", precision=precision if precision != "bf16" else "fp32")
         summary["best"] = {"json": str(out_dir / "best.json"), "onnx": str(out_dir / "best.onnx"),
                            "params": best.params, "macs": best.macs, "resolution": best.resolution}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_json(out_dir / "summary.json", summary)
     return summary
 
 

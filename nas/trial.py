@@ -18,11 +18,13 @@ from latbench.rows import failure_reason
 from latbench.space import load_space
 from latbench.table import load_table
 from latbench.validate import fill_missing
+from nas import lifeline
 from nas.evaluate import TrainConfig, train_and_score
 
 
 def run_trial(payload: dict) -> dict:
     started = time.perf_counter()
+    lifeline.watch_driver(payload.get("driver"))  # a Ray worker on the driver's host dies with it
     try:
         space = load_space(payload["space"])
         staged = space.decode_staged(payload["x"])
@@ -41,4 +43,4 @@ def measure_missing(arch, table_path: str) -> int:
     """Time the blocks of `arch` the table lacks and append them; returns how many."""
     table = load_table(table_path)
     be = backend_for_table(table)
-    return fill_missing([arch], Path(table_path), be, HarnessSettings(**table.meta["harness"]), progress=False)
+    return fill_missing([arch], Path(table_path), be, HarnessSettings.from_dict(table.meta["harness"]), progress=False)

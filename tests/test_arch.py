@@ -80,7 +80,7 @@ def test_nonuniform_nvidia_stage_has_no_stagewise_form():
     (lambda o: o["stages"][2].update(act="mish"), "unknown activation"),
     (lambda o: o["stages"][2].update(block="bottleneck"), "unknown block"),
     (lambda o: o["stages"][1].update(filters=-3), "positive integer"),
-    (lambda o: o["stages"][1].update(layers=-1), "layers must be an integer >= 0"),
+    (lambda o: o["stages"][1].update(layers=-1), r"layers must be an integer in \[0, 256\]"),
     (lambda o: o["stages"][1].update(colour="red"), "unknown field 'colour'"),
     (lambda o: o.update(resolution="288"), "must be an integer"),
     (lambda o: o.update(resolution=0), "resolution must be a positive integer"),

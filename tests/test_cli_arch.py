@@ -73,7 +73,7 @@ def test_missing_file_and_bad_option(run_cli):
     code, _, err = run_cli("arch", "show", "nope/missing.json")
     assert code == 2 and "no such file" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli("arch", "show", str(pathlib.Path(__file__).parent))
-    assert code == 2 and "is a directory" in err
+    assert code == 2 and "is a folder" in err
     code, _, err = run_cli("arch", "show", "gpunet-1", "--frobnicate")
     assert code == 2 and len(err.strip().splitlines()) == 1
 

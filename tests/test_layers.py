@@ -10,8 +10,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: Lowest first; a module belongs to the first entry that is a prefix of its name.
 LAYERS = [
-    ("errors", "version", "precision", "resources", "console", "jsonlog", "files", "nvml", "env", "cost",
-     "progress"),
+    ("errors", "version", "precision", "resources", "console", "schema", "jsonlog", "files", "nvml", "env",
+     "cost", "progress"),
     ("blocks", "spec"),
     ("arch",),
     ("space",),
@@ -19,9 +19,10 @@ LAYERS = [
     ("builders", "onnx_export"),
     ("harness",),
     ("backends",),
+    ("calibration",),
     ("table",),
     ("provenance", "rows"),
-    ("features", "estimate", "calibration", "predictor"),
+    ("features", "estimate", "predictor"),
     ("build", "validate", "distributed", "session"),
     ("nas",),
     ("plots",),

@@ -45,7 +45,7 @@ def test_cpu_backends_steady_the_heap_and_record_it(tmp_path):
     assert heap["allocator"] == "glibc" and heap["steady"] is True
     assert heap["mmap_threshold_bytes"] == 32 << 20
     meta = {"device": {"kind": "cpu", "name": "x"}, "backend": be.identity(), "precision": "fp32",
-            "batch": 1, "protocol": "warm", "harness": {}}
+            "batch": 1, "protocol": "warm", "harness": QUICK.as_dict()}
     path = tmp_path / "t.jsonl"
     TableWriter(path, meta | {"backend": {k: v for k, v in be.identity().items() if k != "heap"}})
     with pytest.raises(TableError, match="backend.heap"):

@@ -84,8 +84,16 @@ def test_sigkill_then_resume_runs_exactly_the_budget(table, pool, tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline and not (log.is_file() and '"type":"done"' in log.read_text()):
         time.sleep(0.1)
-    os.killpg(p.pid, signal.SIGKILL)  # the driver and its workers, mid-run
+    assert session_processes(p.pid) - {p.pid}, "no worker was running"
+    os.kill(p.pid, signal.SIGKILL)  # the driver only, mid-run: its workers must die with it
     p.wait()
+    deadline = time.time() + 5  # the kernel's SIGKILL (prctl) is at once; the watchdog looks every second
+    while session_processes(p.pid) and time.time() < deadline:
+        time.sleep(0.1)
+    orphans = session_processes(p.pid)
+    if orphans:
+        os.killpg(p.pid, signal.SIGKILL)
+    assert not orphans, f"workers outlived the killed driver: {orphans}"
     before = finished(out)
     assert 1 <= len(before) < 4
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
@@ -94,6 +102,19 @@ def test_sigkill_then_resume_runs_exactly_the_budget(table, pool, tmp_path):
     assert len(after) == 4 and len({x["trial"] for x in after}) == 4
     assert len({x["pool_index"] for x in after}) == 4  # no network trained twice
     assert [x["trial"] for x in after[:len(before)]] == [x["trial"] for x in before]  # nothing lost
+
+
+def session_processes(sid: int) -> set[int]:
+    """Live processes of session `sid` (Linux /proc; the driver was started in a new session)."""
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == sid and fields[0] != b"Z":
+            pids.add(int(stat.parent.name))
+    return pids
 
 
 def test_bad_options_fail_before_any_work(run_cli, table, pool, tmp_path):

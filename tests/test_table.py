@@ -11,13 +11,26 @@ import pytest
 from latbench.errors import TableError
 from latbench.table import TableWriter, append_calibration, load_table, merge_tables
 
+HARNESS = {"warmup_s": 0.0, "sample_s": 0.01, "min_samples": 5, "min_time_s": 0.0, "max_cov": 0.05}
 META = {"device": {"kind": "cpu", "name": "test cpu", "threads": 2}, "backend": {"name": "torch", "version": "x", "options": {}},
-        "precision": "fp32", "batch": 1, "protocol": "warm", "harness": {"sample_s": 0.01}}
+        "precision": "fp32", "batch": 1, "protocol": "warm", "harness": HARNESS}
+CALIBRATION = {"model": "linear", "features": ["sum_us", "n_blocks", "one"], "coef": [1.0, 0.0, 0.0],
+               "cache_bytes": 0, "fitted_range_us": [1.0, 10.0]}
 
 
-def row(key, us=10.0, status="ok"):
-    return {"key": key, "median_us": us if status == "ok" else None, "p10_us": us, "p90_us": us, "cov": 0.01,
+def key(tag: str) -> str:
+    """A valid block key per short tag ("a", "k17"): a table checks that every key parses."""
+    n = int(tag[1:]) + 30 if tag[0] == "k" and tag[1:].isdigit() else ord(tag) - 96
+    return f"conv-i{n}-o8-h8-w8-k3-s1-relu"
+
+
+def row(tag, us=10.0, status="ok"):
+    return {"key": key(tag), "median_us": us if status == "ok" else None, "p10_us": us, "p90_us": us, "cov": 0.01,
             "n": 5, "status": status, "reason": "" if status == "ok" else "boom", "measured_at": "now"}
+
+
+def keys(*tags) -> set:
+    return {key(t) for t in tags}
 
 
 def test_write_resume_and_read(tmp_path):
@@ -25,11 +38,11 @@ def test_write_resume_and_read(tmp_path):
     w = TableWriter(path, META)
     assert w.add(row("a")) and w.add(row("b", status="failed"))
     w2 = TableWriter(path, META)  # a second run resumes
-    assert w2.done() == {"a", "b"} and w2.done(include_failed=False) == {"a"}
+    assert w2.done() == keys("a", "b") and w2.done(include_failed=False) == keys("a")
     assert not w2.add(row("a", 99.0))  # an ok key is never measured twice
     assert w2.add(row("b", 5.0))  # a retried failure supersedes
     t = load_table(path)
-    assert t.ok() == {"a": 10.0, "b": 5.0} and t.counts()["failed"] == 0
+    assert t.ok() == {key("a"): 10.0, key("b"): 5.0} and t.counts()["failed"] == 0
     df = t.to_pandas()
     assert list(df.columns[:9]) == ["key", "median_us", "p10_us", "p90_us", "cov", "n", "status", "reason", "measured_at"]
     assert t.meta["units"]["median_us"].startswith("microseconds")
@@ -58,9 +71,9 @@ def test_partial_last_line_is_ignored_and_repaired(tmp_path):
     w.add(row("a"))
     with open(path, "ab") as f:
         f.write(b'{"type": "row", "key": "b", "med')  # a write cut short
-    assert set(load_table(path).rows) == {"a"}
+    assert set(load_table(path).rows) == keys("a")
     TableWriter(path, META).add(row("c"))
-    assert set(load_table(path).rows) == {"a", "c"}
+    assert set(load_table(path).rows) == keys("a", "c")
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
 
@@ -69,7 +82,7 @@ def test_damaged_line_is_reported(tmp_path):
     TableWriter(path, META).add(row("a"))
     text = path.read_text().splitlines()
     path.write_text(text[0] + "\nGARBAGE\n" + text[1] + "\n")
-    with pytest.raises(TableError, match="not valid JSON"):
+    with pytest.raises(TableError, match="line 2: malformed JSON"):
         load_table(path)
     with pytest.raises(TableError, match="no such table"):
         load_table(tmp_path / "missing.jsonl")
@@ -89,8 +102,8 @@ def test_two_processes_do_not_corrupt(tmp_path):
     for p in procs:
         p.join()
     lines = path.read_text().splitlines()
-    keys = [json.loads(line)["key"] for line in lines[1:]]
-    assert sorted(keys) == sorted({f"k{i}" for i in range(150)})  # each key exactly once
+    stored = [json.loads(line)["key"] for line in lines[1:]]
+    assert sorted(stored) == sorted(key(f"k{i}") for i in range(150))  # each key exactly once
 
 
 def test_merge_export_and_calibration(tmp_path):
@@ -101,15 +114,15 @@ def test_merge_export_and_calibration(tmp_path):
     wb.add(row("y", 2.0))
     n, both = merge_tables(a, b, tmp_path / "c.jsonl")
     assert (n, both) == (2, 1)
-    assert load_table(tmp_path / "c.jsonl").ok() == {"x": 1.0, "y": 2.0}
+    assert load_table(tmp_path / "c.jsonl").ok() == {key("x"): 1.0, key("y"): 2.0}
     with pytest.raises(TableError, match="exists"):
         merge_tables(a, b, tmp_path / "c.jsonl")
     other = tmp_path / "o.jsonl"
     TableWriter(other, META | {"batch": 8})
     with pytest.raises(TableError, match="batch: 1 != 8"):
         merge_tables(a, other, tmp_path / "d.jsonl")
-    append_calibration(a, {"model": "linear", "coef": [1.0]})
+    append_calibration(a, CALIBRATION)
     assert load_table(a).calibration["model"] == "linear"
     df = load_table(a).to_pandas()
     df.to_parquet(tmp_path / "a.parquet")
-    assert pd.read_parquet(tmp_path / "a.parquet")["key"].tolist() == ["x"]
+    assert pd.read_parquet(tmp_path / "a.parquet")["key"].tolist() == [key("x")]

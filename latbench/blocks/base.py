@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import ClassVar
+
+import numpy as np
 
 from latbench.blocks import se as se_variants
 from latbench.cost import bytes_moved, conv_out, symmetric_padding
@@ -163,10 +165,17 @@ class BlockSpec(BlockArgs):
     # -- cost --------------------------------------------------------------------------------
     @cached_property
     def _costs(self) -> dict:
-        return self.kind_class.costs(
-            self.in_channels, self.out_channels, self.height, self.width, self.kernel, self.stride,
-            self.expansion, self.se, int(self.act == "prelu"), self.classes, int(self.skip or 0),
-            self.groups, int(self.bias))
+        try:
+            with np.errstate(over="raise"):
+                return self.kind_class.costs(
+                    self.in_channels, self.out_channels, self.height, self.width, self.kernel, self.stride,
+                    self.expansion, self.se, int(self.act == "prelu"), self.classes, int(self.skip or 0),
+                    self.groups, int(self.bias))
+        except (OverflowError, FloatingPointError):
+            # Each field within its limit, the product beyond 64-bit counts: no block to build.
+            raise SpecError(f"{self.kind}: {self.in_channels}->{self.out_channels} channels at {self.height}x"
+                            f"{self.width} (kernel {self.kernel}, expansion {format_number(self.expansion)}) is "
+                            "too large a block: its operation count overflows 64 bits") from None
 
     @property
     def macs(self) -> int:
@@ -348,9 +357,22 @@ def _take(tokens: list[str], prefix: str, key: str, pattern=_INT) -> str:
 
 
 def parse_key(key: str) -> BlockSpec:
-    """Strict parser of `BlockSpec.key`: round-trips exactly, rejects everything else."""
-    if not isinstance(key, str) or not key:
-        raise SpecError(f"key {key!r}: not a block key")
+    """Strict parser of `BlockSpec.key`: round-trips exactly, rejects everything else.
+
+    Specs are immutable, so parses are cached: a table is checked key by key when it is loaded,
+    and the predictor and the estimator parse the same keys again."""
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise SpecError(f"key {_shown(key)}: not a block key")
+    return _parse_key(key)
+
+
+def _shown(key) -> str:
+    text = repr(key)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@lru_cache(maxsize=1 << 19)
+def _parse_key(key: str) -> BlockSpec:
     tokens = key.split("-")
     name = tokens.pop(0)
     if name not in KINDS:

@@ -6,7 +6,9 @@ line on stderr and a non-zero exit; programming errors keep their traceback.
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 import typer
 
@@ -43,15 +45,25 @@ def is_usage_error(err: BaseException) -> bool:
     return getattr(err, "exit_code", None) == 2 and callable(getattr(err, "format_message", None))
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: workers stopped, exit code 130
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         code = app(args=argv, prog_name="latbench", standalone_mode=False)
     except LatbenchError as err:
         print(f"latbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except typer.Abort:
-        print("latbench: aborted", file=sys.stderr)
+    except typer.Abort as abort:
+        # click turns an EOFError anywhere into Abort: latbench never prompts, so that is a bug
+        # (keep its traceback), not a user's Ctrl-D.
+        if isinstance(abort.__context__, EOFError):
+            raise abort.__context__ from None
+        print("latbench: interrupted", file=sys.stderr)
         sys.exit(130)
     except Exception as err:  # noqa: BLE001 - usage errors are re-raised unless recognised
         if not is_usage_error(err):
@@ -64,4 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

@@ -12,9 +12,9 @@ from latbench.arch import Arch
 from latbench.arch_io import arch_to_json, load_arch
 from latbench.blocks import KINDS, parse_key
 from latbench.cli import app
-from latbench.cli.options import JsonOpt, Precision, SpaceOpt, emit_json
+from latbench.cli.options import JsonOpt, Precision, SpaceOpt, emit_json, path_value
 from latbench.cli.output import console, giga, millions
-from latbench.errors import SpecError
+from latbench.errors import LatbenchError, SpecError
 from latbench.space import load_space
 
 arch_app = typer.Typer(help="Inspect, encode and decode architectures.", no_args_is_help=True)
@@ -137,7 +137,7 @@ def encode(source: SourceArg, space: SpaceOpt = "gpunet", json_out: JsonOpt = Fa
 
 @app.command("export")
 def export(source: Annotated[str, typer.Argument(help="Arch file, bundled name, vector, or a block key.")],
-           onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx path.")],
+           onnx: Annotated[Path, typer.Option("--onnx", help="Output .onnx path.", parser=path_value)],
            precision: Annotated[Precision, typer.Option(help="Weights and I/O.")] = Precision.fp32,
            batch: Annotated[int, typer.Option(min=1, max=4096, help="Static batch size.")] = 1,
            opset: Annotated[int, typer.Option(min=17, max=23, help="ONNX opset.")] = 17,
@@ -146,18 +146,26 @@ def export(source: Annotated[str, typer.Argument(help="Arch file, bundled name, 
     """Export a network (or one block) to ONNX, BN folded, cleaned and checked."""
     from latbench.files import check_output
     from latbench.onnx_export import check_with_onnxruntime, export_onnx
+    from latbench.rows import failure_reason
 
     try:
         target = parse_key(source)
     except SpecError:
+        if source.split("-", 1)[0] in KINDS and "-" in source and len(source) <= 200 and not Path(source).exists():
+            raise  # meant as a block key: say what is wrong with it
         target = load_arch(source, load_space(space))
     check_output(onnx, "ONNX file")
-    proto = export_onnx(target, onnx, precision=precision.value, batch=batch, opset=opset)
-    result = {"onnx": str(onnx), "nodes": len(proto.graph.node), "precision": precision.value, "batch": batch,
-              "opset": opset}
-    if check and precision != Precision.bf16:
-        result["onnxruntime_max_abs_error"] = check_with_onnxruntime(proto, target, precision=precision.value,
-                                                                     batch=batch)
+    try:
+        proto = export_onnx(target, onnx, precision=precision.value, batch=batch, opset=opset)
+        result = {"onnx": str(onnx), "nodes": len(proto.graph.node), "precision": precision.value, "batch": batch,
+                  "opset": opset}
+        if check and precision != Precision.bf16:
+            result["onnxruntime_max_abs_error"] = check_with_onnxruntime(proto, target, precision=precision.value,
+                                                                         batch=batch)
+    except (RuntimeError, OverflowError, MemoryError, ValueError) as err:  # a block too big to build here
+        if isinstance(err, LatbenchError):
+            raise
+        raise LatbenchError(f"cannot export {source}: {failure_reason(err)}") from None
     if json_out:
         emit_json(result)
         return

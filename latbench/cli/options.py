@@ -68,13 +68,24 @@ class ChartMissing(str, Enum):
     measure = "measure"
 
 
+def path_value(text) -> Path:
+    """A path option's value: an empty one is refused by the parser (it would mean the current
+    folder, which no user means by ""). Defaults arrive as Paths already."""
+    if isinstance(text, Path):
+        return text
+    if not text.strip():
+        raise typer.BadParameter("empty path; give a file or folder name")
+    return Path(text)
+
+
 #: Largest count of networks any command draws (a Sobol pool of 2^24 networks is 5 GB).
 MAX_NETWORKS = 1 << 24
 SEED_MAX = 2**32 - 1
 
-TableOpt = Annotated[Path, typer.Option("--table", help="Latency table (a tables/*.jsonl file).")]
+TableOpt = Annotated[Path, typer.Option("--table", help="Latency table (a tables/*.jsonl file).", parser=path_value)]
 MaybeTableOpt = Annotated[Optional[Path], typer.Option(
-    "--table", help="Latency table (default: the one table in tables/ that fits --gpu and --precision).")]
+    "--table", help="Latency table (default: the one table in tables/ that fits --gpu and --precision).",
+    parser=path_value)]
 SpaceOpt = Annotated[str, typer.Option("--space", help="Search space: a bundled name (gpunet, tiny) or a space file.")]
 SeedOpt = Annotated[int, typer.Option("--seed", min=0, max=SEED_MAX, help="Sobol seed.")]
 ArchsOpt = Annotated[List[str], typer.Option(

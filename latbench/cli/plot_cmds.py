@@ -12,7 +12,7 @@ from typing import Annotated, List, Optional, Tuple
 import typer
 
 from latbench.cli import app
-from latbench.cli.options import ChartMissing, JsonOpt, MaybeTableOpt, TableOpt, emit_json
+from latbench.cli.options import ChartMissing, JsonOpt, MaybeTableOpt, TableOpt, emit_json, path_value
 from latbench.errors import LatbenchError
 
 plot_app = typer.Typer(help="Draw charts of tables, pools, searches and validations (PNG + SVG).",
@@ -20,7 +20,7 @@ plot_app = typer.Typer(help="Draw charts of tables, pools, searches and validati
 app.add_typer(plot_app, name="plot")
 
 OUT_DIR = Path("plots")
-ChartOut = Annotated[Optional[Path], typer.Option(help="Chart file (an SVG is written beside it).")]
+ChartOut = Annotated[Optional[Path], typer.Option(help="Chart file (an SVG is written beside it).", parser=path_value)]
 
 
 def wrote(paths: list[Path], json_out: bool) -> None:
@@ -41,7 +41,7 @@ def chart_file(out: Optional[Path], default: str) -> Path:
 def factors_cmd(
     table: TableOpt,
     base: Annotated[Optional[str], typer.Option(help="Another base block key; the grid's factors are applied to it.")] = None,
-    out: Annotated[Path, typer.Option(help="Output folder (factors.png, factors.svg).")] = OUT_DIR,
+    out: Annotated[Path, typer.Option(help="Output folder (factors.png, factors.svg).", parser=path_value)] = OUT_DIR,
     missing: Annotated[ChartMissing, typer.Option(
         help="Blocks the table lacks: skip (left out of the chart) or measure (on the table's device).")] = ChartMissing.skip,
     grid: Annotated[str, typer.Option(help="Grid file with the base block and its factors.")] = "factor_grid",
@@ -49,8 +49,10 @@ def factors_cmd(
     measure: Annotated[bool, typer.Option("--measure", hidden=True)] = False,
 ):
     """Latency cost of each factor of the GPUNet space (paper Fig. 3); missing blocks are listed."""
+    from latbench.files import check_output_dir
     from latbench.plots import factor_keys, factors
 
+    check_output_dir(out, "chart folder")
     if measure or missing == ChartMissing.measure:
         _measure_into(table, factor_keys(grid, base))
     wrote(factors(table, out, grid=grid, base_key=base).paths, json_out)
@@ -72,12 +74,12 @@ def _measure_into(table_path: Path, specs: list) -> None:
         be = backend_for_table(table)  # refuses when this machine is not the table's device
     except LatbenchError as err:
         raise LatbenchError(f"cannot measure the missing blocks on this machine: {err}") from None
-    build_table(lacking, table_path, be, HarnessSettings(**table.meta["harness"]), retry_failed=True)
+    build_table(lacking, table_path, be, HarnessSettings.from_dict(table.meta["harness"]), retry_failed=True)
 
 
 @plot_app.command("groups")
 def groups_cmd(
-    pool: Annotated[Path, typer.Option(help="Pool file from latbench sample --out.")],
+    pool: Annotated[Path, typer.Option(help="Pool file from latbench sample --out.", parser=path_value)],
     groups: Annotated[Optional[str], typer.Option(help="Group boundaries in ms, e.g. 0.5,1,2 (default: the pool's).")] = None,
     out: ChartOut = None,
     json_out: JsonOpt = False,
@@ -95,7 +97,7 @@ def groups_cmd(
 
 @plot_app.command("pareto")
 def pareto_cmd(
-    results: Annotated[Path, typer.Option(help="Search folder (with results.jsonl).")],
+    results: Annotated[Path, typer.Option(help="Search folder (with results.jsonl).", parser=path_value)],
     table: MaybeTableOpt = None,
     out: ChartOut = None,
     json_out: JsonOpt = False,
@@ -105,16 +107,23 @@ def pareto_cmd(
     from latbench.plots import pareto
     from latbench.predictor import predict_references
     from latbench.table import identity_diff, load_table
-    from nas.results import ResultsLog
+    from nas.results import ResultsLog, check_history, space_of
 
     out = chart_file(out, "pareto.png")
     log = ResultsLog(results)
     if not log.path.is_file():
         raise LatbenchError(f"{results}: no results.jsonl (run latbench search --out {results})")
     history = log.read()
+    space = space_of(history.config)
+    if space is not None:
+        check_history(history, space, log.path)
     config = history.config or {}
     searched_path = config.get("table")
-    searched = load_table(searched_path) if searched_path and Path(searched_path).is_file() else None
+    try:
+        here = bool(searched_path) and Path(searched_path).is_file()
+    except OSError:  # a name no file can have
+        here = False
+    searched = load_table(searched_path) if here else None
     ref_table = load_table(table) if table is not None else searched
     if ref_table is None:
         raise LatbenchError(f"{log.path}: the search's table {searched_path!r} is not here; pass --table so that "
@@ -131,7 +140,7 @@ def pareto_cmd(
 
 @plot_app.command("validate")
 def validate_cmd(
-    report: Annotated[Path, typer.Option(help="Report JSON from latbench validate.")],
+    report: Annotated[Path, typer.Option(help="Report JSON from latbench validate.", parser=path_value)],
     out: ChartOut = None,
     json_out: JsonOpt = False,
 ):
@@ -143,8 +152,10 @@ def validate_cmd(
 
 @plot_app.command("compare")
 def compare_cmd(
-    table: Annotated[List[Path], typer.Option("--table", help="Two tables A and B (--table A --table B); the chart shows B / A.")] = [],  # noqa: B006
-    tables: Annotated[Optional[Tuple[Path, Path]], typer.Option("--tables", hidden=True)] = None,
+    table: Annotated[List[Path], typer.Option(
+        "--table", help="Two tables A and B (--table A --table B); the chart shows B / A.",
+        parser=path_value)] = [],  # noqa: B006
+    tables: Annotated[Optional[Tuple[Path, Path]], typer.Option("--tables", hidden=True, parser=path_value)] = None,
     out: ChartOut = None,
     json_out: JsonOpt = False,
 ):

@@ -11,7 +11,7 @@ from rich.table import Table as RichTable
 
 from latbench.cli import app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, GpuOpt, JsonOpt, MaybeTableOpt, Missing, MissingOpt,
-                                  Precision, PrecisionOpt, SeedOpt, SpaceOpt, TableOpt, emit_json)
+                                  Precision, PrecisionOpt, SeedOpt, SpaceOpt, TableOpt, emit_json, path_value)
 from latbench.console import console
 from latbench.errors import LatbenchError, MissingKeysError
 
@@ -72,7 +72,7 @@ def predict(
         from latbench.provenance import backend_for_table
         from latbench.validate import fill_missing
 
-        fill_missing([net], path, backend_for_table(t), HarnessSettings(**t.meta["harness"]))
+        fill_missing([net], path, backend_for_table(t), HarnessSettings.from_dict(t.meta["harness"]))
         t = load_table(path)
     pred = Predictor(t)
     try:
@@ -130,8 +130,10 @@ def validate_cmd(
     archs: ArchsOpt = [],  # noqa: B006 - typer's idiom for a repeatable option
     seed: SeedOpt = 1,
     space: SpaceOpt = "gpunet",
-    report: Annotated[Optional[Path], typer.Option(help="Report JSON (default: TABLE.validation.json).")] = None,
-    plot: Annotated[Optional[Path], typer.Option(help="Predicted-vs-measured chart (PNG; an SVG beside it).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Report JSON (default: TABLE.validation.json).",
+                                                   parser=path_value)] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Predicted-vs-measured chart (PNG; an SVG beside it).",
+                                                 parser=path_value)] = None,
     store: Annotated[bool, typer.Option(help="Store the fitted calibration with the table.")] = True,
     time_limit: Annotated[Optional[float], typer.Option(
         "--time-limit", min=1, max=30 * 86400, help="Seconds: validate as many networks as fit (keys network by "
@@ -140,15 +142,21 @@ def validate_cmd(
 ):
     """Measure networks end to end, compare with the table, fit and store the calibration."""
     from latbench import load_arch
-    from latbench.files import check_output, write_json
+    from latbench.files import check_distinct, check_output, write_json
     from latbench.space import load_space, sample_archs
-    from latbench.validate import validate
+    from latbench.validate import networks_path, validate
 
     if n == 0 and not archs:
         raise LatbenchError("--n 0: give a positive number of networks, or --archs")
     report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
+    outputs = {"--table": table, "--report": report, "the networks log": networks_path(table)}
     if plot:
+        from latbench.plots.common import output_stem  # matplotlib: only when a chart is asked for
+
         check_output(plot, "chart file")
+        chart = output_stem(plot)
+        outputs |= {"--plot": chart.with_name(chart.name + ".png"), "--plot's SVG": chart.with_name(chart.name + ".svg")}
+    check_distinct(outputs)
     sp = load_space(space)
     nets = (sample_archs(sp, n, seed) if n else []) + [load_arch(a, sp) for a in archs]
     deadline = time.monotonic() + time_limit if time_limit else None

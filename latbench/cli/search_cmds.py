@@ -11,7 +11,7 @@ import typer
 from rich.table import Table as RichTable
 
 from latbench.cli import app
-from latbench.cli.options import JsonOpt, MAX_NETWORKS, SeedOpt, SpaceOpt, TableOpt, emit_json
+from latbench.cli.options import JsonOpt, MAX_NETWORKS, SeedOpt, SpaceOpt, TableOpt, emit_json, path_value
 from latbench.console import console
 from latbench.errors import LatbenchError
 from nas.propose import METHODS
@@ -62,7 +62,8 @@ def sample_cmd(
     groups: Annotated[str, typer.Option(help="Latency-group boundaries in ms.")] = "0.5,1.0,2.0",
     space: SpaceOpt = "gpunet",
     seed: SeedOpt = 0,
-    out: Annotated[Optional[Path], typer.Option(help="Write the pool (.npz) for latbench search --pool.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write the pool (.npz) for latbench search --pool.",
+                                                parser=path_value)] = None,
     json_out: JsonOpt = False,
 ):
     """Draw a Sobol pool, predict every network, count the latency groups."""
@@ -122,10 +123,12 @@ def search_cmd(
     optimizer: Annotated[Optimizer, typer.Option(help="Training optimiser.")] = Optimizer.sgd,
     seed: SeedOpt = 0,
     space: SpaceOpt = "gpunet",
-    pool: Annotated[Optional[Path], typer.Option(help="A pool from latbench sample (default: drawn here).")] = None,
+    pool: Annotated[Optional[Path], typer.Option(help="A pool from latbench sample (default: drawn here).",
+                                                 parser=path_value)] = None,
     n: Annotated[int, typer.Option("--n", min=1, max=MAX_NETWORKS,
                                    help="Sobol networks in the pool drawn here (a power of two).")] = 1 << 16,
-    out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, best.json, best.onnx).")] = Path("search_out"),
+    out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, best.json, best.onnx).",
+                                      parser=path_value)] = Path("search_out"),
     resume: Annotated[bool, typer.Option(help="Continue the search in --out.")] = False,
     ray: Annotated[Optional[str], typer.Option(help="Run trials on Ray: auto or an address.")] = None,
     missing: Annotated[SearchMissing, typer.Option(

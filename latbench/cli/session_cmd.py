@@ -9,30 +9,34 @@ from typing import Annotated, Optional
 import typer
 
 from latbench.cli import app
-from latbench.cli.options import JsonOpt, emit_json
+from latbench.cli.options import JsonOpt, emit_json, path_value
 
 session_app = typer.Typer(help="Run a GPU session, or ship what one brought back.", no_args_is_help=True)
 app.add_typer(session_app, name="session")
 
 
 @session_app.command("run")
-def run(out: Annotated[Path, typer.Option(help="Archive folder.")] = Path("session_out"),
+def run(out: Annotated[Path, typer.Option(help="Archive folder.", parser=path_value)] = Path("session_out"),
         budget: Annotated[Optional[float], typer.Option(min=10, max=3600, help="Seconds for all steps "
                                                         "(default 360 on a GPU, 75 in a rehearsal).")] = None,
         rehearse: Annotated[bool, typer.Option(help="The same steps on this CPU, tiny sizes.")] = False,
-        work: Annotated[Optional[Path], typer.Option(help="Work folder (default: a fixed temp folder).")] = None,
-        tables: Annotated[Optional[Path], typer.Option(help="Committed tables (default: tables/).")] = None):
+        work: Annotated[Optional[Path], typer.Option(help="Work folder (default: a fixed temp folder).",
+                                                     parser=path_value)] = None,
+        tables: Annotated[Optional[Path], typer.Option(help="Committed tables (default: tables/).",
+                                                       parser=path_value)] = None):
     """Turn a lent GPU's minutes into a grown table, reports and benchmarks (python -m latbench.session
     runs the same without an install)."""
+    from latbench.files import check_output_dir
     from latbench.session.__main__ import main  # the runner imports torch in its steps only
 
+    check_output_dir(out, "archive folder")
     argv = ["--out", str(out)] + (["--budget", str(budget)] if budget else []) + (["--rehearse"] if rehearse else [])
     argv += (["--work", str(work)] if work else []) + (["--tables", str(tables)] if tables else [])
     raise typer.Exit(main(argv))
 
 
 @session_app.command("ship")
-def ship(archive: Annotated[Path, typer.Argument(help="The folder holding a session's files.")],
+def ship(archive: Annotated[Path, typer.Argument(help="The folder holding a session's files.", parser=path_value)],
          json_out: JsonOpt = False):
     """Copy a session's table to tables/ and its reports to bench/results/<gpu>/, with charts."""
     from latbench.cli.ship import ship as place

@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 from latbench.cli import app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, BackendOpt, BatchOpt, CudnnOpt, Device, DeviceOpt,
                                   GpuOpt, JsonOpt, MeasureOptions, OptLevelOpt, PrecisionOpt, ProtocolOpt,
-                                  SeedOpt, SpaceOpt, ThreadsOpt, WorkspaceOpt, emit_json, resolve_measurer)
+                                  SeedOpt, SpaceOpt, ThreadsOpt, WorkspaceOpt, emit_json, resolve_measurer, path_value)
 from latbench.console import console
 from latbench.errors import LatbenchError
 
@@ -70,7 +70,7 @@ def build_table_cmd(
     seed: SeedOpt = 0,
     grid: Annotated[List[str], typer.Option(help="A grid file of blocks (repeatable), e.g. factor_grid.")] = [],  # noqa: B006
     out: Annotated[Optional[Path], typer.Option(
-        help="Table file (default tables/<device>-<backend>-<precision>-b<batch>.jsonl).")] = None,
+        help="Table file (default tables/<device>-<backend>-<precision>-b<batch>.jsonl).", parser=path_value)] = None,
     retry_failed: Annotated[bool, typer.Option(help="Re-measure keys whose earlier attempt failed.")] = False,
     quick: Annotated[bool, typer.Option(help="Shorter timing (smoke runs; noisier).")] = False,
     ray: Annotated[Optional[str], typer.Option(help="Shard keys over a Ray cluster: auto or an address.")] = None,
@@ -161,11 +161,11 @@ def _table_path(table: Optional[Path], positional: Optional[Path]) -> Path:
     return path
 
 
-HiddenPath = Annotated[Optional[Path], typer.Argument(hidden=True, show_default=False)]
+HiddenPath = Annotated[Optional[Path], typer.Argument(hidden=True, show_default=False, parser=path_value)]
 
 
 @table_app.command("show")
-def show(table: Annotated[Optional[Path], typer.Option("--table", help="Latency table.")] = None,
+def show(table: Annotated[Optional[Path], typer.Option("--table", help="Latency table.", parser=path_value)] = None,
          path: HiddenPath = None,
          failures: Annotated[int, typer.Option(min=0, max=1_000_000, help="Failed rows to list.")] = 20,
          json_out: JsonOpt = False):
@@ -200,7 +200,7 @@ def show(table: Annotated[Optional[Path], typer.Option("--table", help="Latency 
     if t.calibration:
         cal = t.calibration
         out.print(f"calibration: {cal.get('model')} fitted on {cal.get('n_networks')} networks, "
-                  f"held-out median error {cal.get('cv', {}).get('median_abs_pct_error', float('nan')):.2f} %")
+                  f"held-out median error {(cal.get('cv') or {}).get('median_abs_pct_error', float('nan')):.2f} %")
     fails = t.failed()
     if fails:
         tab = RichTable(title=f"failed rows ({len(fails)})")
@@ -212,22 +212,21 @@ def show(table: Annotated[Optional[Path], typer.Option("--table", help="Latency 
 
 
 @table_app.command("export")
-def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latency table.")] = None,
+def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latency table.", parser=path_value)] = None,
            path: HiddenPath = None,
-           csv: Annotated[Optional[Path], typer.Option(help="Write CSV here.")] = None,
-           parquet: Annotated[Optional[Path], typer.Option(help="Write Parquet here.")] = None,
+           csv: Annotated[Optional[Path], typer.Option(help="Write CSV here.", parser=path_value)] = None,
+           parquet: Annotated[Optional[Path], typer.Option(help="Write Parquet here.", parser=path_value)] = None,
            json_out: JsonOpt = False):
     """Export a table's rows to CSV or Parquet (metadata goes to Parquet's schema metadata)."""
     import json
 
-    from latbench.files import atomic_path, check_output
+    from latbench.files import atomic_path, check_distinct, check_output
     from latbench.table import load_table
 
     path = _table_path(table, path)
     if not csv and not parquet:
         raise LatbenchError("give --csv OUT or --parquet OUT")
-    if csv and parquet and csv.resolve() == parquet.resolve():
-        raise LatbenchError(f"--csv and --parquet name the same file {csv}; give two paths")
+    check_distinct({"--table": path, "--csv": csv, "--parquet": parquet})
     for target in filter(None, (csv, parquet)):
         check_output(target)
     t = load_table(path)
@@ -250,9 +249,11 @@ def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latenc
 
 
 @table_app.command("merge")
-def merge(table: Annotated[List[Path], typer.Option("--table", help="A table to merge (give two).")] = [],  # noqa: B006
-          paths: Annotated[Optional[List[Path]], typer.Argument(hidden=True, show_default=False)] = None,
-          out: Annotated[Path, typer.Option(help="Merged table file (must not exist).")] = ...,
+def merge(table: Annotated[List[Path], typer.Option("--table", help="A table to merge (give two).",
+                                                    parser=path_value)] = [],  # noqa: B006
+          paths: Annotated[Optional[List[Path]], typer.Argument(hidden=True, show_default=False,
+                                                                parser=path_value)] = None,
+          out: Annotated[Path, typer.Option(help="Merged table file (must not exist).", parser=path_value)] = ...,
           json_out: JsonOpt = False):
     """Merge two tables of the same device, backend, precision, batch and protocol."""
     from latbench.table import merge_tables

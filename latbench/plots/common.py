@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from latbench.errors import LatbenchError  # noqa: E402
 from latbench import resources  # noqa: E402
+from latbench.files import atomic_path, check_output  # noqa: E402
 from latbench.table import Table, load_table  # noqa: E402
 
 PNG_DPI = 150
@@ -84,21 +85,19 @@ def output_stem(out: str | Path) -> Path:
 
 
 def save(fig: Figure, out: str | Path) -> list[Path]:
-    """Write `fig` as OUT.png and OUT.svg (same stem); returns both paths."""
+    """Write `fig` as OUT.png and OUT.svg (same stem), each atomically (latbench.files): a full
+    disk or a kill leaves the old chart or the new one, never half of one; returns both paths."""
     stem = output_stem(out)
-    if stem.exists() and stem.is_dir():
+    if stem.is_dir():
         raise LatbenchError(f"{out}: is a folder; give a file name such as {stem / 'chart.png'}")
-    try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise LatbenchError(f"{out}: cannot create folder {stem.parent}: {err.strerror}") from None
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
-    try:
-        fig.savefig(paths[0], dpi=PNG_DPI)
+    for p in paths:
+        check_output(p, "chart file")
+    with atomic_path(paths[0]) as tmp:
+        fig.savefig(tmp, format="png", dpi=PNG_DPI)
+    with atomic_path(paths[1]) as tmp:
         # No date in the SVG, so that the same data gives the same file.
-        fig.savefig(paths[1], metadata={"Date": None})
-    except OSError as err:
-        raise LatbenchError(f"{out}: cannot write the chart: {err.strerror or err}") from None
+        fig.savefig(tmp, format="svg", metadata={"Date": None})
     return paths
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from latbench import schema
 from latbench.errors import LatbenchError
+from latbench.files import clean_json
 from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, read_json, save, title
 
 #: (report metric block, row field, marker, colour) of the plotted predictions; a report has the
@@ -27,10 +29,11 @@ def validate(report: dict | str | Path, out: str | Path) -> Chart:
     +-10 % bands; the legend gives each series' share within +-3 % and +-10 % and Kendall tau.
     Axes are logarithmic when the networks span more than a factor of ten."""
     source = "report" if isinstance(report, dict) else str(report)
-    rep = report if isinstance(report, dict) else read_json(report, "validation report")
-    _check(rep, source)
+    # In memory, an undefined statistic is NaN; in the file it is null: the chart reads both alike.
+    rep = clean_json(report) if isinstance(report, dict) else read_json(report, "validation report")
+    check_report(rep, source)
     rows = rep["rows"]
-    series = [s for s in SERIES if rep.get(s[0]) and all(isinstance(r.get(s[1]), (int, float)) for r in rows)]
+    series = [s for s in SERIES if rep.get(s[0]) and all(r.get(s[1]) is not None for r in rows)]
     measured = np.array([r["measured_us"] for r in rows], dtype=float) / 1000.0
     predicted = {field: np.array([r[field] for r in rows], dtype=float) / 1000.0 for _, field, _, _ in series}
     every = np.concatenate([measured, *predicted.values()])
@@ -74,21 +77,50 @@ def _reference_bands(ax, lo: float, hi: float, log: bool) -> None:
 
 
 def _headline(metrics: dict) -> str:
-    """The figures a reader wants first: shares within +-3 % and +-10 % (percent), Kendall tau."""
+    """The figures a reader wants first: shares within +-3 % and +-10 % (percent), Kendall tau
+    (undefined, null in the report, for a single network)."""
+    tau = metrics.get("kendall_tau")
     return (f"{metrics['within_3_pct']:.0f} % within ±3 %, {metrics['within_10_pct']:.0f} % within ±10 %, "
-            f"Kendall τ {metrics['kendall_tau']:.2f}")
+            f"Kendall τ {'n/a' if tau is None else f'{tau:.2f}'}")
 
 
-def _check(rep: dict, source: str) -> None:
-    """LatbenchError unless `rep` has what the chart reads."""
+#: Largest whole-network time a report may hold, microseconds (a day per forward pass).
+MAX_US = 86_400e6
+
+
+def check_report(rep: dict, source: str) -> None:
+    """LatbenchError unless `rep` has what the chart reads, each value in its range."""
     hint = "write one with latbench validate --report FILE"
+    where = f"{source}: not a latbench validation report"
     for key in ("rows", "raw_sum", "table_provenance"):
         if key not in rep:
-            raise LatbenchError(f"{source}: not a latbench validation report (no {key!r}; {hint})")
+            raise LatbenchError(f"{where} (no {key!r}; {hint})")
+    schema.fields(rep, source, {"rows": list, "raw_sum": dict, "table_provenance": str},
+                  {"calibration": (dict, None), "stored_calibration": (dict, None),
+                   "calibrated_held_out": (dict, None)}, extra=True)
     rows = rep["rows"]
-    if not isinstance(rows, list) or not rows:
+    if not rows:
         raise LatbenchError(f"{source}: the report has no networks to plot")
     for i, row in enumerate(rows):
-        lacking = [f for f in ROW_FIELDS if not isinstance(row.get(f), (int, float)) or row[f] <= 0]
-        if lacking:
-            raise LatbenchError(f"{source}: rows[{i}] lacks a positive {lacking[0]} ({hint})")
+        at = f"{source}: rows[{i}]"
+        schema.fields(row, at, {}, extra=True)
+        for field in ROW_FIELDS + tuple(f for _, f, _, _ in SERIES[1:]):
+            if field in ROW_FIELDS or row.get(field) is not None:
+                if field not in row:
+                    raise LatbenchError(f"{at} lacks a positive {field} ({hint})")
+                schema.number(row[field], f"{at}.{field}", 0.0, MAX_US, lo_open=True)
+    for block, _, _, _ in SERIES:
+        metrics = rep.get(block)
+        if metrics is None:
+            continue
+        at = f"{source}: {block}"
+        m = schema.fields(metrics, at, {"within_3_pct": float, "within_10_pct": float},
+                          {"kendall_tau": (float, None)}, extra=True)
+        for name in ("within_3_pct", "within_10_pct"):
+            schema.number(m[name], f"{at}.{name}", 0.0, 100.0)
+        if m["kendall_tau"] is not None:
+            schema.number(m["kendall_tau"], f"{at}.kendall_tau", -1.0, 1.0)
+    for block in ("calibration", "stored_calibration"):
+        model = (rep.get(block) or {}).get("model")
+        if model is not None and not isinstance(model, str):
+            raise LatbenchError(f"{source}: {block}.model: must be a string")

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench import resources
+from latbench import resources, schema
 from latbench.arch import Arch, StageSpec, StagedArch
-from latbench.blocks import BlockArgs, kind_of
-from latbench.errors import LatbenchError, SpaceError, SpecError
+from latbench.blocks import MAX_SIZE, BlockArgs, kind_of
+from latbench.errors import SpaceError, SpecError
 
 #: Space field name -> BlockArgs field ("filters" is what files call out_channels, "block" kind).
 ARG_OF = {"block": "kind", "filters": "out_channels", "kernel": "kernel", "expansion": "expansion", "se": "se",
@@ -223,18 +223,38 @@ class SearchSpace:
 
 
 # -- loading -------------------------------------------------------------------------------------
-def _choices(raw, where: str) -> tuple | None:
-    """Choices of a searched field, or None for a fixed value."""
+#: Limits of a space file: choices of one field, stages, and the fields' own ranges (block fields
+#: are checked by the block kind itself: filters, kernel, expansion, SE, activation).
+MAX_CHOICES = 256
+MAX_STAGES = 64
+MAX_LAYERS = 64
+NAME_CHARS = 100
+
+
+def _choices(raw, where: str, objects: bool = False) -> tuple | None:
+    """Choices of a searched field, or None for a fixed value; `objects` admits JSON objects as
+    choices (the candidates of a candidate position)."""
     if isinstance(raw, list):
         if not raw or len(set(map(json.dumps, raw))) != len(raw):
             raise SpaceError(f"{where}: choices must be a non-empty list without repeats")
+        if len(raw) > MAX_CHOICES:
+            raise SpaceError(f"{where}: {len(raw)} choices; at most {MAX_CHOICES}")
+        for v in raw:
+            if not isinstance(v, (str, int, float, bool)) and not (objects and isinstance(v, dict)):
+                raise SpaceError(f"{where}: a choice must be a number, a string or true/false, "
+                                 f"got {json.dumps(v)[:40]}")
         return tuple(raw)
     if isinstance(raw, dict):
         lo, hi, step = raw.get("min"), raw.get("max"), raw.get("step", 1)
         ints = all(isinstance(x, int) and not isinstance(x, bool) for x in (lo, hi, step))
         if not ints or step < 1 or hi < lo or not set(raw) <= {"min", "max", "step"}:
-            raise SpaceError(f"{where}: a range is {{\"min\": int, \"max\": int, \"step\": int > 0}}")
+            raise SpaceError(f"{where}: a range is {{\"min\": int, \"max\": int, \"step\": int > 0}} with min <= max")
+        if (hi - lo) // step + 1 > MAX_CHOICES:
+            raise SpaceError(f"{where}: the range {lo}..{hi} step {step} has {(hi - lo) // step + 1:,} choices; "
+                             f"at most {MAX_CHOICES}")
         return tuple(range(lo, hi + 1, step))
+    if raw is None:
+        raise SpaceError(f"{where}: must be a value, a list of choices, a range or a reference, got null")
     return None
 
 
@@ -242,13 +262,20 @@ def load_space(path: str | Path | None = None) -> "SearchSpace":
     """Load a space file (default: the bundled GPUNet space); a bundled name works too."""
     if path is None:
         return _load_cached(str(resources.config_dir() / "gpunet_space.json"))
+    if not str(path).strip():
+        raise SpaceError(f"--space is empty: give a bundled name ({', '.join(bundled_spaces())}) or a space file")
     p = Path(path)
-    if not p.is_file():
+    try:
+        exists = p.exists()
+    except OSError:  # a name no file can have
+        exists = False
+    if not exists:
         name = str(path).replace("-", "_")
         bundled = resources.bundled_config(f"{name}_space") or resources.bundled_config(str(path))
         if bundled is None:
             raise SpaceError(f"{path}: no such space file (bundled: {', '.join(bundled_spaces())})")
         p = bundled
+    schema.check_input(p, "space", SpaceError)
     return _load_cached(str(p.resolve()))
 
 
@@ -259,18 +286,11 @@ def bundled_spaces() -> list[str]:
 
 @lru_cache(maxsize=16)
 def _load_cached(path: str) -> "SearchSpace":
-    try:
-        obj = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise SpaceError(f"{path}: cannot read space: {err}") from None
+    obj = schema.read_json(path, "space", SpaceError)
     try:
         return space_from_obj(obj, path)
     except SpecError as err:
         raise SpaceError(f"{path}: {err}") from None
-    except LatbenchError:
-        raise
-    except (KeyError, TypeError, ValueError) as err:
-        raise SpaceError(f"{path}: malformed space file: {err!r}") from None
 
 
 def _stage_fields(kinds: list[str], with_layers: bool) -> tuple[str, ...]:
@@ -279,59 +299,105 @@ def _stage_fields(kinds: list[str], with_layers: bool) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names + (["layers"] if with_layers else [])))
 
 
-def _candidates(raw, name: str, s: dict, source: str) -> list[dict] | None:
-    """The resolved candidates of a stage (each sets every field the stage has), or None."""
-    if "candidates" not in s:
+def _candidates(raw, where: str, role: str) -> list[dict] | None:
+    """The candidates of a stage as the file gives them (each checked for its fields and its
+    block kind), or None when the stage has none."""
+    if raw is None:
         return None
     if not isinstance(raw, list) or not raw or not all(isinstance(c, dict) for c in raw):
-        raise SpaceError(f"{source}: {name}.candidates: a non-empty list of objects")
-    for c in raw:
+        raise SpaceError(f"{where}.candidates: a non-empty list of objects")
+    for i, c in enumerate(raw):
         unknown = sorted(set(c) - set(CANDIDATE_FIELDS))
         if unknown:
-            raise SpaceError(f"{source}: {name}.candidates: unknown field {unknown[0]!r} "
+            raise SpaceError(f"{where}.candidates[{i}]: unknown field {unknown[0]!r} "
                              f"(fields: {', '.join(CANDIDATE_FIELDS)})")
+        if "block" in c:
+            _kind(c["block"], f"{where}.candidates[{i}].block", role)
     return raw
 
 
+def _kind(name, where: str, role: str) -> str:
+    try:
+        kind = kind_of(name)
+    except SpecError as err:
+        raise SpaceError(f"{where}: {err}") from None
+    if kind.role != role:
+        raise SpaceError(f"{where}: a {kind.name} block cannot be the {role} of a network")
+    return kind.name
+
+
 def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
-    """Build a SearchSpace from its JSON object; positions follow obj["encoding"].
+    """Build a SearchSpace from its JSON object; positions follow obj["encoding"]. Every field,
+    choice and limit is checked (SpaceError naming the file and field).
 
     A stage may give "candidates": a list of objects each setting some of block, filters, kernel,
     expansion, se, act, groups and layers; one searched position (NAME.candidate) then chooses
     among them, and the fields they set take the chosen candidate's values (FBNet's nine blocks).
     """
-    order = obj["encoding"]
+    top = schema.fields(obj, source, {"name": str, "resolution": object, "head": dict, "stages": list,
+                                      "tail": dict, "encoding": list},
+                        {"description": (str, ""), "in_channels": (int, 3), "source": (str, "")}, error=SpaceError)
+    if not top["name"].strip() or len(top["name"]) > NAME_CHARS or "\n" in top["name"]:
+        raise SpaceError(f"{source}: name: a short name of one line (at most {NAME_CHARS} characters)")
+    schema.number(top["in_channels"], f"{source}: in_channels", 1, 1 << 16, integer=True, error=SpaceError)
+    order = top["encoding"]
+    for i, name in enumerate(order):
+        schema.check_type(name, str, f"{source}: encoding[{i}]", SpaceError)
     if len(set(order)) != len(order):
         raise SpaceError(f"{source}: encoding names a field twice")
-    head = dict(obj["head"]) | {"block": obj["head"].get("block", "head")}
-    raw_fields: dict[str, object] = {"resolution": obj["resolution"]}
-    stage_objs = [("head", head, False)] + [(f"stage{s['stage']}", s, True) for s in obj["stages"]]
+    if not 1 <= len(top["stages"]) <= MAX_STAGES:
+        raise SpaceError(f"{source}: stages: between 1 and {MAX_STAGES} stages, got {len(top['stages'])}")
+    head = dict(top["head"])
+    head["block"] = _kind(head.get("block", "head"), f"{source}: head.block", "stem")
+    stage_objs = [("head", f"{source}: head", head, "stem")]
+    last = 0
+    for i, st in enumerate(top["stages"]):
+        where = f"{source}: stages[{i}]"
+        st = schema.fields(st, where, {"stage": int}, {"stride": (int, 1), "block": (str, None)},
+                           error=SpaceError, extra=True)
+        if not last < st["stage"] <= MAX_STAGES:
+            raise SpaceError(f"{where}.stage: stage numbers increase from 1 to at most {MAX_STAGES}, got {st['stage']}")
+        last = st["stage"]
+        if st["block"] is not None:
+            st["block"] = _kind(st["block"], f"{where}.block", "body")
+        elif "candidates" not in st:
+            raise SpaceError(f"{where}: missing field 'block'")
+        stage_objs.append((f"stage{st['stage']}", where, st, "body"))
+
+    raw_fields: dict[str, object] = {"resolution": top["resolution"]}
     parts: dict[str, tuple[str, str]] = {}  # field name -> (candidate position, part)
-    for name, s, with_layers in stage_objs:
-        cands = _candidates(s.get("candidates"), name, s, source)
-        kinds = [s.get("block")] + [c["block"] for c in cands or () if "block" in c]
-        fields = _stage_fields([k for k in kinds if k], with_layers)
+    positions: set[str] = set()  # the candidate positions
+    for name, where, s, role in stage_objs:
+        with_layers = role == "body"
+        cands = _candidates(s.get("candidates"), where, role)
+        kinds = [k for k in [s.get("block")] + [c.get("block") for c in cands or ()] if k]
+        fields = _stage_fields(kinds, with_layers)
         allowed = set(fields) | {"stage", "stride", "candidates"}
         unknown = sorted(set(s) - allowed)
         if unknown:
-            raise SpaceError(f"{source}: {name}: a {'/'.join(k for k in kinds if k)} stage has no field "
-                             f"{unknown[0]!r} (fields: {', '.join(sorted(allowed))})")
+            raise SpaceError(f"{where}: a {'/'.join(dict.fromkeys(kinds))} stage has no field {unknown[0]!r} "
+                             f"(fields: {', '.join(sorted(allowed))})")
+        schema.number(s.get("stride", 1), f"{where}.stride", 1, 2, integer=True, error=SpaceError)
+        # A candidate stage is one layer unless a candidate says otherwise (FBNet's skip sets 0).
+        if with_layers and "layers" not in s and cands is None:
+            raise SpaceError(f"{where}: missing field 'layers'")
         base = {k: s.get(k, _default(k)) for k in fields}
-        if base["block"] is None and cands:  # a candidate without layers needs some kind: the first one's
-            base["block"] = next((c["block"] for c in cands if "block" in c), None)
+        if base["block"] is None:  # a candidate without a kind takes the first kind the candidates name
+            base["block"] = kinds[0]
         if cands is not None:
             position = f"{name}.candidate"
+            positions.add(position)
             raw_fields[position] = [base | c for c in cands]
             for k in sorted({k for c in cands for k in c}):
                 parts[f"{name}.{k}"] = (position, k)
         raw_fields |= {f"{name}.{k}": v for k, v in base.items()}
     searched = {name for name, raw in raw_fields.items()
-                if name not in parts and len(_choices(raw, name) or ()) > 1}
+                if name not in parts and len(_choices(raw, f"{source}: {name}", name in positions) or ()) > 1}
     if set(order) != searched:
         extra, missing = sorted(set(order) - searched), sorted(searched - set(order))
         raise SpaceError(f"{source}: encoding must list each searched field once "
                          f"(not searched: {extra}; missing: {missing})")
-    dims = [Dim(name, _choices(raw_fields[name], f"{source}: {name}")) for name in order]
+    dims = [Dim(name, _choices(raw_fields[name], f"{source}: {name}", name in positions)) for name in order]
     index = {d.name: i for i, d in enumerate(dims)}
 
     def field(name: str, seen: tuple = ()) -> Field:
@@ -340,7 +406,7 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
             return Field(dim=index[position], part=part)
         raw = raw_fields[name]
         if isinstance(raw, str) and "." in raw:  # a reference to another field
-            if raw not in raw_fields or raw in seen:
+            if raw not in raw_fields or raw in seen or raw == name or raw in positions:
                 raise SpaceError(f"{source}: {name} refers to unknown field {raw!r}")
             return field(raw, seen + (name,))
         if name in index:
@@ -348,25 +414,57 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
         choices = _choices(raw, name)
         return Field(value=choices[0] if choices else raw)
 
-    def stage(name: str, number: int, s: dict, with_layers: bool) -> SpaceStage:
-        names = [k.split(".", 1)[1] for k in raw_fields if k.startswith(name + ".") and k != f"{name}.candidate"]
+    def stage(name: str, number: int, s: dict) -> SpaceStage:
+        names = [k.split(".", 1)[1] for k in raw_fields if k.startswith(name + ".") and k not in positions]
         fields = {k: field(f"{name}.{k}") for k in names}
         kind = fields["block"].value if fields["block"].dim < 0 else None
         return SpaceStage(number, kind, s.get("stride", 1), fields)
 
-    head_stage = stage("head", 0, head, False)
-    stages = [stage(f"stage{s['stage']}", s["stage"], s, True) for s in obj["stages"]]
+    head_stage = stage("head", 0, head)
+    stages = [stage(name, s["stage"], s) for name, _, s, _ in stage_objs[1:]]
+    resolution = field("resolution")
+    for v in (dims[resolution.dim].choices if resolution.dim >= 0 else (resolution.value,)):
+        schema.number(v, f"{source}: resolution", 1, MAX_SIZE, integer=True, error=SpaceError)
+    for (_, where, _, _), s in zip(stage_objs, [head_stage] + stages):
+        _check_stage(s, dims, where)
     for s in stages:
         f = s.fields["layers"]
         if s.stride != 1 and f.dim >= 0 and 0 in _layer_values(dims[f.dim], f):
             raise SpaceError(f"{source}: stage {s.stage} has stride {s.stride} and may have 0 layers; "
                              "a strided stage needs at least one layer")
-    tail = obj["tail"]
-    tail_args = BlockArgs(kind=tail.get("block", "tail"), out_channels=tail["filters"],
-                          classes=tail.get("classes", 1000), act=tail.get("act", "relu"), kernel=1,
-                          bias=tail.get("bias", True))
-    return SearchSpace(obj["name"], obj.get("in_channels", 3), field("resolution"), head_stage, stages,
-                       tail_args, dims, source)
+    tail = schema.fields(top["tail"], f"{source}: tail", {"filters": int},
+                         {"classes": (int, 1000), "act": (str, "relu"), "block": (str, "tail"), "bias": (bool, True)},
+                         error=SpaceError)
+    _kind(tail["block"], f"{source}: tail.block", "classifier")
+    try:
+        tail_args = BlockArgs(kind=tail["block"], out_channels=tail["filters"], classes=tail["classes"],
+                              act=tail["act"], kernel=1, bias=tail["bias"])
+    except SpecError as err:
+        raise SpaceError(f"{source}: tail: {err}") from None
+    return SearchSpace(top["name"], top["in_channels"], resolution, head_stage, stages, tail_args, dims, source)
+
+
+def _check_stage(s: SpaceStage, dims: list[Dim], where: str) -> None:
+    """Every choice of every field of a stage, and every candidate, is one its block kind accepts
+    (each checked with the other fields at their first choice), and layers lie in [0, MAX_LAYERS]."""
+    def values(f: Field) -> list:
+        return _layer_values(dims[f.dim], f) if f.dim >= 0 else [f.value]
+
+    first = {k: values(f)[0] for k, f in s.fields.items()}
+    trials: list[tuple[str, dict]] = []  # (what is checked, the fields it changes)
+    for name, f in s.fields.items():
+        if not f.part:
+            trials += [(f"{where}.{name}: choice {json.dumps(v)}", {name: v}) for v in values(f)]
+    for dim in sorted({f.dim for f in s.fields.values() if f.part}):
+        own = [k for k, f in s.fields.items() if f.part and f.dim == dim]
+        trials += [(f"{where}.candidates[{i}]", {k: c[k] for k in own}) for i, c in enumerate(dims[dim].choices)]
+    for label, change in trials:
+        values_now = first | change
+        schema.number(values_now.get("layers", 1), f"{label}: layers", 0, MAX_LAYERS, integer=True, error=SpaceError)
+        try:
+            block_args(values_now | {"stride": s.stride})
+        except SpecError as err:
+            raise SpaceError(f"{label}: {err}") from None
 
 
 def _layer_values(dim: Dim, f: Field) -> list:
