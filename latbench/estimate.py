@@ -104,17 +104,25 @@ class Estimator:
                              _Linear.fit(X[train], y[train]), self.elem_bytes, {})
             pred[test] = part._predict_log(X[test], kinds[test])
         ape = np.abs(np.exp(pred - y) - 1) * 100
-        out = {"folds": FOLDS, "rows": int(len(y)),
-               "median_abs_pct_error": float(np.nanmedian(ape)),
-               "mean_abs_pct_error": float(np.nanmean(ape)), "per_kind": {}}
+        out = {"folds": FOLDS, "rows": int(len(y)), "median_abs_pct_error": _stat(np.median, ape),
+               "mean_abs_pct_error": _stat(np.mean, ape), "per_kind": {}}
         for k in np.unique(kinds):
             a = ape[kinds == k]
-            out["per_kind"][list(KINDS)[k]] = {"rows": int(len(a)), "median_abs_pct_error": float(np.nanmedian(a)),
-                                         "own_model": int(k) in self.models}
+            out["per_kind"][list(KINDS)[k]] = {"rows": int(len(a)), "median_abs_pct_error": _stat(np.median, a),
+                                               "own_model": int(k) in self.models}
         return out
 
     def summary(self) -> str:
         cv = self.cv
+        if cv["median_abs_pct_error"] is None:
+            return (f"estimate: per-kind ridge regression on {cv['rows']} rows (too few to cross-validate: "
+                    "its error is unknown)")
         return (f"estimate: per-kind ridge regression on {cv['rows']} rows, {cv['folds']}-fold "
                 f"cross-validated error median {cv['median_abs_pct_error']:.1f} %, "
                 f"mean {cv['mean_abs_pct_error']:.1f} %")
+
+
+def _stat(f, values: np.ndarray) -> float | None:
+    """`f` over the folds that could be predicted (None when none could: too few rows)."""
+    values = values[np.isfinite(values)]
+    return float(f(values)) if len(values) else None

@@ -51,6 +51,13 @@ class JsonLog:
 
     def read_new(self) -> list[dict]:
         """Records appended since the last read (all of them on the first call)."""
+        return [rec for _, rec in self.read_numbered()]
+
+    def read_numbered(self, from_start: bool = False) -> list[tuple[int, dict]]:
+        """(line number, record) of the records appended since the last read (or all of them), so
+        that a reader that finds a bad record can name its line."""
+        if from_start:
+            self._offset = self._lines = 0
         if not os.path.lexists(self.path):
             return []
         schema.check_input(self.path, self.what, LogCorrupt)
@@ -61,18 +68,23 @@ class JsonLog:
         except OSError as err:
             raise LatbenchError(f"{self.path}: cannot read: {err.strerror}") from None
         end = data.rfind(b"\n") + 1
-        records = [r for r in (self._parse(line) for line in data[:end].split(b"\n")) if r is not None]
+        lines = data[:end].split(b"\n")[:-1]
         tail = data[end:]
         if tail.strip() and _complete(tail):  # a last line without its newline is data
-            records.append(self._parse(tail))
+            lines.append(tail)
             end = len(data)
+        records = []
+        for line in lines:
+            self._lines += 1
+            rec = self._parse(line)
+            if rec is not None:
+                records.append((self._lines, rec))
         self._offset += end
         return records
 
     def _parse(self, line: bytes) -> dict | None:
         if not line.strip():
             return None
-        self._lines += 1
         where = f"{self.path}: line {self._lines}"
         try:
             text = line.decode("utf-8")

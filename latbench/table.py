@@ -186,9 +186,10 @@ def check_row(rec: dict, where: str) -> dict:
         raise TableError(f"{where}: {err}") from None
     where = f"{where} ({r['key']})"
     schema.choice(r["status"], f"{where}: status", STATUSES, TableError)
+    for name in ("reason", "measured_at"):
+        if not isinstance(r.get(name, ""), str):
+            raise TableError(f"{where}: {name}: must be a string")
     if r["status"] != "ok":
-        if not isinstance(r.get("reason", ""), str):
-            raise TableError(f"{where}: reason: must be a string")
         return rec
     times = [schema.number(r.get(k), f"{where}: {k}", 0.0, MAX_US, lo_open=True, error=TableError)
              for k in ("p10_us", "median_us", "p90_us")]
@@ -207,21 +208,21 @@ def load_table(path: str | Path) -> Table:
     path = Path(path)
     schema.check_input(path, "table", TableError, hint=" (build one with `latbench build-table`)")
     try:
-        records = JsonLog(path, "table").read_all()
+        records = JsonLog(path, "table").read_numbered(from_start=True)
     except LogCorrupt as err:
         raise TableError(str(err)) from None
     if not records:
         raise TableError(f"{path}: empty: not a latbench table (build one with `latbench build-table`)")
-    meta, rows, calibration = check_meta(records[0], f"{path}: metadata"), {}, None
-    for i, rec in enumerate(records[1:], start=2):
+    meta, rows, calibration = check_meta(records[0][1], f"{path}: metadata"), {}, None
+    for line, rec in records[1:]:
         kind = rec.get("type")
         if kind == "row":
-            rec = check_row(rec, f"{path}: record {i}")
+            rec = check_row(rec, f"{path}: line {line}")
             rows[rec["key"]] = rec
         elif kind == "calibration":
-            calibration = check_calibration(rec, f"{path}: record {i} (calibration)", TableError)
+            calibration = check_calibration(rec, f"{path}: line {line} (calibration)", TableError)
         elif kind != "meta":
-            raise TableError(f"{path}: record {i}: unknown record type {str(kind)[:40]!r}")
+            raise TableError(f"{path}: line {line}: unknown record type {str(kind)[:40]!r}")
     return Table(path, meta, rows, calibration)
 
 
@@ -238,7 +239,8 @@ class TableWriter:
             raise TableError(f"{self.path}: cannot lock the table ({err.strerror or err}); check the folder's "
                              "permissions") from None
         try:
-            records = self.log.read_all()
+            numbered = self.log.read_numbered(from_start=True)
+            records = [rec for _, rec in numbered]
             if not records:
                 self.meta = {"type": "meta", "format": FORMAT, "created_at": now(), "units": UNITS} | meta
                 self.log.append([self.meta], locked=True)
@@ -246,9 +248,9 @@ class TableWriter:
                 records = []
             else:
                 self.meta = check_meta(records[0], f"{self.path}: metadata")
-                for i, rec in enumerate(records[1:], start=2):
+                for line, rec in numbered[1:]:
                     if rec.get("type") == "row":
-                        check_row(rec, f"{self.path}: record {i}")
+                        check_row(rec, f"{self.path}: line {line}")
                 diff = identity_diff(self.meta, meta)
                 if diff:
                     raise TableError(f"{self.path}: was measured with other settings ({'; '.join(diff)}); "

@@ -127,14 +127,14 @@ class ResultsLog:
         """The history in the log, every record checked (SearchError names the first bad one)."""
         h = History()
         try:
-            records = self.log.read_all()
+            records = self.log.read_numbered(from_start=True)
         except LogCorrupt as err:
             raise SearchError(str(err)) from None
-        for i, rec in enumerate(records, start=1):
-            where = f"{self.path}: record {i}"
+        for i, (line, rec) in enumerate(records):
+            where = f"{self.path}: line {line}"
             check_record(rec, where)
             kind = rec["type"]
-            if (kind == "config") != (i == 1):
+            if (kind == "config") != (i == 0):
                 raise SearchError(f"{where}: the config record must come first, and once: not a latbench "
                                   "results log")
             if kind == "config":

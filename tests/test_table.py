@@ -126,3 +126,77 @@ def test_merge_export_and_calibration(tmp_path):
     df = load_table(a).to_pandas()
     df.to_parquet(tmp_path / "a.parquet")
     assert pd.read_parquet(tmp_path / "a.parquet")["key"].tolist() == [key("x")]
+
+
+def test_a_table_without_its_final_newline_keeps_its_last_record(tmp_path):
+    """The last line (here the calibration) lacks its newline: it is read, and the next append gives
+    it its newline back instead of deleting it."""
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, META).add(row("a"))
+    append_calibration(path, CALIBRATION)
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert load_table(path).calibration["model"] == "linear"
+    TableWriter(path, META).add(row("b"))
+    t = load_table(path)
+    assert t.calibration["model"] == "linear" and set(t.rows) == keys("a", "b")
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda r: r.update(median_us=float("nan")), "NaN is not a JSON number"),
+    (lambda r: r.update(median_us=-5.0), r"median_us: -5.0 is outside the allowed range \(0, "),
+    (lambda r: r.update(p10_us=99.0), "p10_us <= median_us <= p90_us does not hold"),
+    (lambda r: r.update(n=0), r"n: 0 is outside the allowed range \[1, "),
+    (lambda r: r.update(key="garbage"), "unknown block kind 'garbage'"),
+    (lambda r: r.update(status="maybe"), "is not one of ok, failed"),
+    (lambda r: r.pop("median_us"), "median_us: must be a number, got null"),
+])
+def test_a_bad_row_is_refused_in_one_line_naming_the_record(tmp_path, change, problem):
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, META).add(row("a"))
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[1])
+    change(rec)
+    path.write_text(lines[0] + "\n" + json.dumps(rec) + "\n")
+    with pytest.raises(TableError, match=problem) as err:
+        load_table(path)
+    assert "line 2" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda m: m.update(format="latbench-table/99"), "is not one this latbench reads"),
+    (lambda m: m.update(batch=0), r"batch: 0 is outside the allowed range \[1, 4096\]"),
+    (lambda m: m.update(precision="int4"), '"int4" is not one of fp32, fp16, bf16'),
+    (lambda m: m["harness"].update(sample_s=-1), "harness.sample_s"),
+    (lambda m: m.pop("device"), "missing field 'device'"),
+])
+def test_bad_metadata_is_refused(tmp_path, change, problem):
+    path = tmp_path / "t.jsonl"
+    TableWriter(path, META)
+    meta = json.loads(path.read_text())
+    change(meta)
+    path.write_text(json.dumps(meta) + "\n")
+    with pytest.raises(TableError, match=problem):
+        load_table(path)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda c: c.update(coef=[-100.0, 0.0, -5.0], fitted_range_us=[1.0, 1e9]), "inside the range it was fitted on"),
+    (lambda c: c.update(coef=[1.0]), "1 coefficients for 3 features"),
+    (lambda c: c.update(model="cubic"), '"cubic" is not one of linear, per-kind'),
+    (lambda c: c.update(fitted_range_us=[5.0, 1.0]), "low 5 exceeds high 1"),
+])
+def test_a_bad_calibration_is_never_applied(tmp_path, change, problem):
+    from latbench.arch_io import load_arch
+    from latbench.errors import LatbenchError
+    from latbench.predictor import Predictor
+
+    path = tmp_path / "t.jsonl"
+    w = TableWriter(path, META)
+    for tag in "abcdefghijklm":
+        w.add(row(tag, 10.0 + ord(tag)))
+    cal = dict(CALIBRATION)
+    change(cal)
+    with open(path, "a") as f:
+        f.write(json.dumps({"type": "calibration", **cal}) + "\n")
+    with pytest.raises(LatbenchError, match=problem):
+        Predictor(load_table(path)).predict(load_arch("gpunet-1"), missing="estimate")

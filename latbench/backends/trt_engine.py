@@ -29,6 +29,7 @@ from pathlib import Path
 
 from latbench.backends.trt_inspect import EngineLayers, parse_engine_info
 from latbench.errors import LatbenchError
+from latbench.files import write_bytes
 
 log = logging.getLogger("latbench.tensorrt")
 #: Errors kept from TensorRT's log for the message of a failed build.
@@ -63,10 +64,9 @@ def capturing_logger(trt):
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` aside, then rename over `path`: a reader never sees half a file."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write `data` aside, then rename over `path`: a reader never sees half a file, and a full
+    disk leaves the old cache and no temporary file (latbench.files)."""
+    write_bytes(path, data)
 
 
 class EngineBuilder:

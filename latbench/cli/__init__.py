@@ -6,6 +6,8 @@ line on stderr and a non-zero exit; programming errors keep their traceback.
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
 import sys
 import threading
@@ -49,12 +51,67 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: workers stopped, exit code 130
 
 
+#: Exit code when the reader of stdout went away (`| head`): 128 + SIGPIPE, as the shell reports
+#: a process that SIGPIPE ended.
+EXIT_BROKEN_PIPE = 141
+
+
+class OutputError(Exception):
+    """Writing to stdout failed (a closed pipe, a full disk); carries the OSError."""
+
+    def __init__(self, err: OSError):
+        super().__init__(str(err))
+        self.err = err
+
+
+class _Guarded:
+    """stdout whose write errors become OutputError, told apart from every other OSError."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as err:
+            raise OutputError(err) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as err:
+            raise OutputError(err) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _output_failed(err: OSError) -> None:
+    """Report a failed write to stdout (nothing for a reader that went away) and make sure the
+    interpreter's last flush does not fail again."""
+    if sys.__stdout__ is not None and sys.stdout is sys.__stdout__:
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno())
+        except OSError:
+            pass
+    if err.errno == errno.EPIPE:
+        sys.exit(EXIT_BROKEN_PIPE)
+    print(f"latbench: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
+    stdout = sys.stdout
+    sys.stdout = _Guarded(stdout)
     try:
         code = app(args=argv, prog_name="latbench", standalone_mode=False)
+        sys.stdout.flush()
+    except OutputError as failed:
+        sys.stdout = stdout
+        _output_failed(failed.err)
     except LatbenchError as err:
         print(f"latbench: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
@@ -77,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(130)
     finally:
+        sys.stdout = stdout
         if in_main:
             signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

@@ -239,7 +239,11 @@ def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latenc
     if parquet:
         df.attrs["latbench_meta"] = json.dumps(t.meta)
         with atomic_path(parquet) as tmp:
-            df.to_parquet(tmp, index=False)
+            try:
+                df.to_parquet(tmp, index=False)
+            except (ValueError, TypeError) as err:  # pyarrow's ArrowInvalid/ArrowTypeError among them
+                raise LatbenchError(f"{path}: cannot be written as Parquet ({str(err).splitlines()[0][:160]}); "
+                                    "export it as CSV") from None
         written.append(str(parquet))
     if json_out:
         emit_json({"table": str(path), "rows": len(df), "files": written})
