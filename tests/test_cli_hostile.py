@@ -279,18 +279,30 @@ def test_arch_commands(run_cli, case, command, data):
         source = str(root / "arch.json")
         space = "gpunet"
     elif which == "space":
-        (root / "space.json").write_bytes(data.draw(mutated_json(json.loads(TINY_SPACE))))
-        source, space = X0, str(root / "space.json")
+        # The tiny space, or FBNet's, whose stages choose among candidates (objects as choices).
+        base = data.draw(st.sampled_from([TINY_SPACE, FBNET_SPACE]))
+        (root / "space.json").write_bytes(data.draw(mutated_json(json.loads(base))))
+        source, space = (X0 if base == TINY_SPACE else FBNET_X0), str(root / "space.json")
     elif which == "vector":
         source = ",".join(data.draw(st.lists(NUMBER_TEXT, min_size=0, max_size=45)))
     else:
         source = data.draw(st.sampled_from(["", " ", ".", "\n", "-", "gpunet-9", "../" * 50, "x" * 5000,
-                                            str(root), "/dev/zero", "[1,2", "1," * 41]))
+                                            str(root), "/dev/zero", "[1,2", "1," * 41, "timm:", "timm:resnet50",
+                                            "timm:../gpunet-1", "timm:" + "x" * 5000, "timm:efficientnet_b0"]))
     code, out, err = run(run_cli, "arch", command, source, "--space", space)
     contract(code, out, err, root, json_out=command == "decode")
 
 
 TINY_SPACE = (REPO / "layer_configs" / "tiny_space.json").read_text()
+FBNET_SPACE = (REPO / "layer_configs" / "fbnet_space.json").read_text()
+FBNET_X0 = ",".join(map(str, sample(load_space("fbnet"), 1, 0)[0]))
+
+
+@FAST
+@given(extra=st.lists(st.sampled_from(["--timm", "--json", "--bogus", "--timm=2", "extra"]), max_size=3))
+def test_arch_list(run_cli, world, extra):
+    code, out, err = run(run_cli, "arch", "list", *extra)
+    contract(code, out, err, world["dir"], json_out="--json" in extra and code == 0)
 
 
 @FAST
@@ -608,7 +620,7 @@ def test_every_command_is_driven_here():
     names = {c.name or c.callback.__name__ for c in app.registered_commands}
     for group in app.registered_groups:
         names |= {f"{group.name} {c.name}" for c in group.typer_instance.registered_commands}
-    driven = {"info", "arch show", "arch decode", "arch encode", "export", "build-table", "table show",
+    driven = {"info", "arch list", "arch show", "arch decode", "arch encode", "export", "build-table", "table show",
               "table export", "table merge", "predict", "validate", "sample", "search", "plot factors",
               "plot groups", "plot pareto", "plot validate", "plot compare", "session ship", "session run", "demo"}
     assert names == driven

@@ -15,7 +15,7 @@ from latbench.cli import app
 from latbench.cli.options import JsonOpt, Precision, SpaceOpt, emit_json, path_value
 from latbench.cli.output import console, giga, millions
 from latbench.errors import LatbenchError, SpecError
-from latbench.space import load_space
+from latbench.space import bundled_spaces, load_space
 
 arch_app = typer.Typer(help="Inspect, encode and decode architectures.", no_args_is_help=True)
 app.add_typer(arch_app, name="arch")
@@ -88,7 +88,7 @@ def list_cmd(timm: Annotated[bool, typer.Option("--timm", help="timm's Efficient
 
     folder = resources.config_dir()
     bundled = sorted(p.stem for p in folder.glob("*.json") if p.stem.startswith("gpunet-"))
-    spaces = sorted(p.stem.removesuffix("_space").replace("_", "-") for p in folder.glob("*_space.json"))
+    spaces = bundled_spaces()
     if not timm:
         if json_out:
             emit_json({"networks": bundled, "spaces": spaces})

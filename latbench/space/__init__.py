@@ -8,7 +8,8 @@ and the index of every block key a space can reach (pure numpy: the predictor bu
 
 from latbench.space.index import SpaceIndex, index_for
 from latbench.space.sampling import MAX_SAMPLE, sample, sample_archs, sobol_indices
-from latbench.space.space import Dim, Field, SearchSpace, SpaceStage, load_space, space_from_obj
+from latbench.space.space import Dim, Field, SearchSpace, SpaceStage, bundled_spaces, load_space, space_from_obj
 
-__all__ = ["MAX_SAMPLE", "Dim", "Field", "SearchSpace", "SpaceIndex", "SpaceStage", "index_for", "load_space",
+__all__ = ["MAX_SAMPLE", "Dim", "Field", "SearchSpace", "SpaceIndex", "SpaceStage", "bundled_spaces", "index_for",
+           "load_space",
            "sample", "sample_archs", "sobol_indices", "space_from_obj"]
