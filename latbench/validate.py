@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from latbench import backends, env
+from latbench import backends, env, schema
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
 from latbench.build import build_table, out_of_time
@@ -25,7 +25,7 @@ from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import backend_for_table
 from latbench.rows import failure_reason, measure_quietly, monitor_for, row_facts
-from latbench.table import Table, append_calibration, load_table, now
+from latbench.table import MAX_US, Table, append_calibration, load_table, now
 
 
 #: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
@@ -45,6 +45,21 @@ def networks_path(table_path: Path) -> Path:
 
 def networks_log(table_path: Path) -> JsonLog:
     return JsonLog(networks_path(table_path), "networks log")
+
+
+def read_networks(log: JsonLog) -> list[dict]:
+    """The records of a networks log, each checked: a network id and a status; an ok one with a
+    finite positive median_us and a CoV >= 0 (LatbenchError naming the line otherwise)."""
+    out = []
+    for line, rec in log.read_numbered(from_start=True):
+        where = f"{log.path}: line {line}"
+        schema.fields(rec, where, {"network_id": str, "status": str}, extra=True)
+        schema.choice(rec["status"], f"{where}: status", ("ok", "failed"))
+        if rec["status"] == "ok":
+            schema.number(rec.get("median_us"), f"{where}: median_us", 0.0, MAX_US, lo_open=True)
+            schema.number(rec.get("cov"), f"{where}: cov", 0.0, 1000.0)
+        out.append(rec)
+    return out
 
 
 def whole_network_backend(be):
@@ -133,7 +148,7 @@ def measure_networks(archs: list[Arch], table_path: Path, be, settings: HarnessS
     measured are read back. A network that fails to prepare or run is logged as failed and left
     out; no network is started that would, at `network_s` seconds each, end after `deadline`."""
     log = networks_log(table_path)
-    known = {r["network_id"]: r for r in log.read_all() if r.get("status") == "ok"}
+    known = {r["network_id"]: r for r in read_networks(log) if r["status"] == "ok"}
     monitor = monitor_for(be.config)
     facts = row_facts(be.config)
     out = []

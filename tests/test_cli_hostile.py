@@ -179,6 +179,10 @@ def mutated_jsonl(draw, records) -> bytes:
 NUMBER_TEXT = st.one_of(st.integers(-(2**65), 2**65).map(str), st.sampled_from(["nan", "inf", "-inf", "1e308", "",
                                                                                 "-0", "0x10", "1,5", " 3"]),
                         st.floats(allow_nan=True, allow_infinity=True).map(repr))
+#: Numbers no option takes (negative, beyond any limit, not numbers): where a valid value would
+#: start real work (--n 3000000 draws three million networks), only these are generated.
+BAD_NUMBER = st.one_of(st.integers(-(2**65), -1).map(str), st.integers(2**40, 2**65).map(str),
+                       st.sampled_from(["nan", "inf", "-inf", "1e308", "", "0x10", "1,5", "2.5", "ten"]))
 HOSTILE_PATHS = ["", ".", "/dev/full", "/dev/null", "/proc/nope/x", "{dir}", "{file}/x", "{dir}/" + "n" * 300]
 
 
@@ -328,8 +332,8 @@ def test_export(run_cli, case, data):
 
 
 # -- build-table: every bad input is refused before measuring --------------------------------------
-BUILD_OPTIONS = {"--threads": NUMBER_TEXT, "--n": NUMBER_TEXT, "--seed": NUMBER_TEXT, "--batch": NUMBER_TEXT,
-                 "--opt-level": NUMBER_TEXT, "--workspace-mb": NUMBER_TEXT, "--sample": NUMBER_TEXT,
+BUILD_OPTIONS = {"--threads": BAD_NUMBER, "--n": BAD_NUMBER, "--seed": BAD_NUMBER, "--batch": BAD_NUMBER,
+                 "--opt-level": BAD_NUMBER, "--workspace-mb": BAD_NUMBER, "--sample": BAD_NUMBER,
                  "--precision": st.sampled_from(["int4", "fp64", ""]), "--protocol": st.sampled_from(["hot", ""]),
                  "--backend": st.sampled_from(["tvm", "tensorrt", ""]), "--device": st.sampled_from(["tpu", "cuda"]),
                  "--gpu": st.sampled_from(["a100", ""]), "--ray": st.sampled_from(["", "nowhere:1", "x"])}
@@ -424,7 +428,7 @@ def test_table_options(run_cli, case, data):
         ["table", "show", "--table", output_path(data.draw(st.sampled_from(HOSTILE_PATHS)), root)],
         ["predict", X0, "--table", t, "--space", "tiny", "--precision", data.draw(st.sampled_from(["int4", "fp16"]))],
         ["predict", X0, "--table", t, "--space", "tiny", "--gpu", "a100"],
-        ["sample", "--table", t, "--space", "tiny", "--n", data.draw(NUMBER_TEXT)],
+        ["sample", "--table", t, "--space", "tiny", "--n", data.draw(BAD_NUMBER)],
         ["sample", "--table", t, "--space", "tiny", "--n", "16", "--groups", data.draw(
             st.one_of(st.text(max_size=12), st.sampled_from(["nan,inf", "-1,2", "1,1", "1e308", "0"])))],
         ["sample", "--table", t, "--space", "tiny", "--n", "16", "--seed", data.draw(NUMBER_TEXT)],

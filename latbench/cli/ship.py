@@ -20,6 +20,7 @@ from latbench.files import copy_file, write_bytes
 from latbench.jsonlog import JsonLog
 from latbench.plots.validate_chart import check_report
 from latbench.table import load_table
+from latbench.validate import read_networks
 
 REPORT_FILES = ("validation.json", "harness_bench.jsonl", "session.json", "session.log")
 
@@ -68,7 +69,7 @@ def ship(archive: Path, repo: Path) -> list[Path]:
     load_table(archive / table_name)  # a damaged table is refused before anything is copied
     networks = table_name.removesuffix(".jsonl") + ".networks.jsonl"
     if (archive / networks).is_file():
-        JsonLog(archive / networks, "networks log").read_all()
+        read_networks(JsonLog(archive / networks, "networks log"))
     reports = {name: archive / name for name in REPORT_FILES if (archive / name).is_file()}
     if "validation.json" in reports:
         _validation_parts(reports["validation.json"])
