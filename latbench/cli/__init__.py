@@ -51,8 +51,16 @@ def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does: workers stopped, exit code 130
 
 
-#: Exit code when the reader of stdout went away (`| head`): 128 + SIGPIPE, as the shell reports
-#: a process that SIGPIPE ended.
+# Exit codes, one place (README, "Exit codes"): 2 is also LatbenchError's own exit_code.
+#: Bad input or environment: one line on stderr, nothing written.
+EXIT_BAD_INPUT = 2
+#: build-table or search finished, but some rows or trials failed; the table and the results are
+#: valid and resumable (`--retry-failed`, `--resume`).
+EXIT_SOME_FAILED = 3
+#: Interrupted (Ctrl-C or SIGTERM): what was finished is kept.
+EXIT_INTERRUPTED = 130
+#: The reader of stdout went away (`| head`): 128 + SIGPIPE, as the shell reports a process that
+#: SIGPIPE ended.
 EXIT_BROKEN_PIPE = 141
 
 
@@ -97,7 +105,7 @@ def _output_failed(err: OSError) -> None:
     if err.errno == errno.EPIPE:
         sys.exit(EXIT_BROKEN_PIPE)
     print(f"latbench: error: cannot write the output: {err.strerror or err}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(EXIT_BAD_INPUT)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(abort.__context__, EOFError):
             raise abort.__context__ from None
         print("latbench: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as err:  # noqa: BLE001 - usage errors are re-raised unless recognised
         if not is_usage_error(err):
             raise
@@ -129,10 +137,10 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" (see: latbench {ctx.command_path.split(' ', 1)[-1]} --help)" if ctx else ""
         message = " ".join(err.format_message().split())
         print(f"latbench: error: {message}{hint}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     finally:
         sys.stdout = stdout
         if in_main:

@@ -68,6 +68,13 @@ class ChartMissing(str, Enum):
     measure = "measure"
 
 
+class SearchMissing(str, Enum):
+    """Blocks of trained networks the table lacks: measure them (on the table's device) or estimate."""
+
+    measure = "measure"
+    estimate = "estimate"
+
+
 def path_value(text) -> Path:
     """A path option's value: an empty one is refused by the parser (it would mean the current
     folder, which no user means by ""). Defaults arrive as Paths already."""

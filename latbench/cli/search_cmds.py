@@ -10,16 +10,15 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table as RichTable
 
-from latbench.cli import app
-from latbench.cli.options import JsonOpt, MAX_NETWORKS, SeedOpt, SpaceOpt, TableOpt, emit_json, path_value
+from latbench.cli import EXIT_SOME_FAILED, app
+from latbench.cli.options import (JsonOpt, MAX_NETWORKS, SearchMissing, SeedOpt, SpaceOpt, TableOpt, emit_json,
+                                  path_value)
 from latbench.console import console
 from latbench.errors import LatbenchError
 from nas.propose import METHODS
 
 #: Latency groups are searched inside (0, MAX_GROUP_MS) ms: a day per forward pass is no group.
 MAX_GROUP_MS = 86_400_000.0
-#: Exit code of a search some of whose trials failed (the results stay valid and resumable).
-EXIT_FAILED_TRIALS = 3
 
 
 #: The proposal methods, as the samplers register them (nas.propose.SAMPLERS).
@@ -29,13 +28,6 @@ Method = Enum("Method", {m: m for m in METHODS}, type=str)
 class Optimizer(str, Enum):
     sgd = "sgd"
     adamw = "adamw"
-
-
-class SearchMissing(str, Enum):
-    """Blocks of trained networks the table lacks: measure them (on the table's device) or estimate."""
-
-    measure = "measure"
-    estimate = "estimate"
 
 
 def parse_groups(text: str) -> list[float]:
@@ -172,7 +164,7 @@ def search_cmd(
     else:
         print_summary(summary)
     if summary["failed"]:
-        raise typer.Exit(EXIT_FAILED_TRIALS)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def print_summary(summary: dict) -> None:

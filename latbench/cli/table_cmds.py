@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from latbench.cli import app
+from latbench.cli import EXIT_SOME_FAILED, app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, BackendOpt, BatchOpt, CudnnOpt, Device, DeviceOpt,
                                   GpuOpt, JsonOpt, MeasureOptions, OptLevelOpt, PrecisionOpt, ProtocolOpt,
                                   SeedOpt, SpaceOpt, ThreadsOpt, WorkspaceOpt, emit_json, resolve_measurer, path_value)
@@ -18,10 +18,6 @@ from latbench.errors import LatbenchError
 
 table_app = typer.Typer(help="Inspect, export and merge latency tables.", no_args_is_help=True)
 app.add_typer(table_app, name="table")
-
-#: Exit code of a build that recorded failed rows: the table is valid and resumable, and
-#: `--retry-failed` measures them again (README, "Exit codes").
-EXIT_FAILED_ROWS = 3
 
 
 def collect_specs(space_name: str, all_keys: bool, archs: List[str], n: int, seed: int,
@@ -109,7 +105,7 @@ def build_table_cmd(
         if len(summary.failures) > 10:
             err.print(f"  ... and {len(summary.failures) - 10} more (latbench table show --table {out})")
     if summary.failed:
-        raise typer.Exit(EXIT_FAILED_ROWS)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def _say(why: str, notes: list[str]) -> None:
