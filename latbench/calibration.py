@@ -27,6 +27,7 @@ import numpy as np
 from latbench import schema
 from latbench.blocks import KINDS
 from latbench.errors import LatbenchError
+from latbench.limits import MAX_US, MIN_US
 
 #: Candidate models by their features; "per_kind" stands for one "<kind>_us" column per block kind
 #: present in the networks fitted on (kinds no network has would only add empty columns).
@@ -70,6 +71,10 @@ def apply(calibration: dict, features: dict) -> np.ndarray:
 SLACK = 1.5
 #: Bounds of the correction ratio (calibrated / raw sum) for calibrations stored without their own.
 DEFAULT_RATIO_RANGE = (0.5, 2.0)
+#: Correction ratios no calibration may give or store: a network five times slower (or faster)
+#: than the sum of its measured blocks means the table or the calibration is wrong, not that the
+#: network needs correcting (fitted CPU calibrations give 1.05-1.39).
+RATIO_LIMITS = (0.2, 5.0)
 
 
 def in_range(calibration: dict, sum_us, slack: float = SLACK):
@@ -87,15 +92,16 @@ def apply_bounded(calibration: dict, features: dict, strict: bool = False) -> tu
     run away (a CPU calibration fitted on 1-2 ms networks moved 100 ms networks by 5-24 %), so
     the network gets its raw sum times the correction ratio (calibrated / raw) clamped to the
     ratios the calibration gave the networks it was fitted on: a bounded, proportional
-    correction. A fitted form that gives a value that is not a positive finite number is treated
-    the same way, so a prediction is always positive and finite; with `strict`, such a value
-    inside the fitted range (where the form was fitted to be right) refuses the calibration
-    instead (LatbenchError): it is damaged, not extrapolated.
+    correction. A fitted form that gives a value that is not a positive finite number, or that
+    is not within RATIO_LIMITS of the raw sum, is treated the same way, so a prediction is always
+    positive, finite and bounded; with `strict`, such a value inside the fitted range (where the
+    form was fitted to be right) refuses the calibration instead (LatbenchError): it is damaged,
+    not extrapolated.
     """
     sums = np.asarray(features["sum_us"], dtype=np.float64)
     with np.errstate(all="ignore"):
         value = apply(calibration, features)
-        bad = ~np.isfinite(value) | (value <= 0)
+        bad = ~np.isfinite(value) | (value <= 0) | (value < sums * RATIO_LIMITS[0]) | (value > sums * RATIO_LIMITS[1])
         inside = in_range(calibration, sums)
         if strict and (bad & inside).any():
             i = int(np.argmax(bad & inside))
@@ -114,15 +120,14 @@ def apply_bounded(calibration: dict, features: dict, strict: bool = False) -> tu
 #: Feature columns a stored calibration may name (see `network_features`).
 FEATURES = tuple(dict.fromkeys(n for cols in MODELS.values() for n in cols if n != "per_kind")) + \
     tuple(f"{k}_us" for k in KINDS)
-#: Largest raw sum a calibration may be fitted on, microseconds (a day per forward pass).
-MAX_US = 86_400e6
 
 
 def check(record: dict, where: str, error=LatbenchError) -> dict:
     """A stored calibration record as `predict` uses it, or `error` naming the first bad field and
     its allowed values: a known model, its features (known, as the model forms them) and as many
-    finite coefficients, a cache size, a positive fitted range and, if given, a positive ratio
-    range. A bad calibration is refused, never applied."""
+    finite coefficients, a cache size, a fitted range within [MIN_US, MAX_US], if given a ratio
+    range within RATIO_LIMITS, and held-out errors that are numbers. A bad calibration is
+    refused, never applied."""
     r = schema.fields(record, where, {"model": str, "features": list, "coef": list, "fitted_range_us": list},
                       {"cache_bytes": (int, 0), "ratio_range": (list, None), "n_networks": (int, None),
                        "cv": (dict, None), "network_ids": (list, None)}, error=error, extra=True)
@@ -142,20 +147,23 @@ def check(record: dict, where: str, error=LatbenchError) -> dict:
     for i, c in enumerate(r["coef"]):
         schema.number(c, f"{where}.coef[{i}]", -1e12, 1e12, error=error)
     schema.number(r["cache_bytes"], f"{where}.cache_bytes", 0, 1 << 50, integer=True, error=error)
-    _span(r["fitted_range_us"], f"{where}.fitted_range_us", MAX_US, error)
+    _span(r["fitted_range_us"], f"{where}.fitted_range_us", MIN_US, MAX_US, error)
     if r["ratio_range"] is not None:
-        _span(r["ratio_range"], f"{where}.ratio_range", 1000.0, error)
+        _span(r["ratio_range"], f"{where}.ratio_range", *RATIO_LIMITS, error)
     if r["n_networks"] is not None:
         schema.number(r["n_networks"], f"{where}.n_networks", 1, None, integer=True, error=error)
+    for name, value in (r["cv"] or {}).items():  # the held-out errors, shown by `table show`
+        if name != "method" and value is not None:
+            schema.number(value, f"{where}.cv.{name}", -1e6, 1e6, error=error)
     return r
 
 
-def _span(value: list, where: str, hi: float, error) -> None:
-    """[lo, hi] with 0 < lo <= hi <= `hi`."""
+def _span(value: list, where: str, lo: float, hi: float, error) -> None:
+    """[low, high] with lo <= low <= high <= hi."""
     if len(value) != 2:
         raise error(f"{where}: must be [low, high], got {len(value)} values")
     for i, v in enumerate(value):
-        schema.number(v, f"{where}[{i}]", 0, hi, lo_open=True, error=error)
+        schema.number(v, f"{where}[{i}]", lo, hi, error=error)
     if value[0] > value[1]:
         raise error(f"{where}: low {value[0]:g} exceeds high {value[1]:g}")
 

@@ -12,7 +12,12 @@ from rich.console import Console
 
 
 def console(stderr: bool = False) -> Console:
-    """A console on stdout (or stderr) that does not wrap when piped."""
+    """A console on stdout (or stderr) that does not wrap when piped, and prints text as text.
+
+    Markup is off: names, paths and reasons come from users' files, and "[/]" in one of them
+    would otherwise be a rich markup error (or silently styled). Styles are given explicitly
+    (`style=`, `rich.text.Text`), never embedded in strings.
+    """
     stream = sys.stderr if stderr else sys.stdout
     # Piped output keeps full rows rather than wrapping at rich's default of 80 columns.
-    return Console(file=stream, width=None if stream.isatty() else 200, highlight=False)
+    return Console(file=stream, width=None if stream.isatty() else 200, highlight=False, markup=False)

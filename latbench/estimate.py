@@ -16,10 +16,10 @@ import numpy as np
 
 from latbench.blocks import KINDS, parse_key
 from latbench.features import block_features, column, spec_matrix
+from latbench.limits import MAX_US, MIN_US
 
 MIN_ROWS_PER_KIND = 12
 #: Bounds of an estimate, microseconds (a nanosecond; a day).
-MIN_US, MAX_US = 1e-3, 86_400e6
 RIDGE = 1e-3
 FOLDS = 5
 

@@ -40,15 +40,17 @@ def check_output(path: str | Path, what: str = "file") -> Path:
 
 def check_distinct(paths: dict) -> None:
     """Refuse two options that name one file ({"--csv": a, "--table": b}): writing one would
-    destroy the other (a report written over its own table)."""
+    destroy the other (a report written over its own table). An option's value may be a list of
+    the files it stands for (a table and its networks log: latbench.table.table_files)."""
     seen: dict[str, str] = {}
-    for option, path in paths.items():
-        if path is None:
-            continue
-        real = os.path.realpath(path)
-        if real in seen:
-            raise LatbenchError(f"{seen[real]} and {option} name the same file {path}; give two paths")
-        seen[real] = option
+    for option, value in paths.items():
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if path is None:
+                continue
+            real = os.path.realpath(path)
+            if real in seen and seen[real] != option:
+                raise LatbenchError(f"{seen[real]} and {option} both name {path}; give two different paths")
+            seen[real] = option
 
 
 def check_output_dir(path: str | Path, what: str = "output folder") -> Path:

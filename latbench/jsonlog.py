@@ -131,7 +131,8 @@ class JsonLog:
 
     def _repair_tail(self) -> None:
         """Give a complete last line its newline back; cut a last line that a write left
-        unfinished (power loss mid-write), so that the next record starts clean."""
+        unfinished (power loss mid-write), so that the next record starts clean; refuse a file
+        with no complete line at all (LogCorrupt)."""
         try:
             size = self.path.stat().st_size
         except FileNotFoundError:
@@ -148,6 +149,11 @@ class JsonLog:
             if _complete(data[end:]):
                 f.seek(0, os.SEEK_END)
                 f.write(b"\n")
+            elif end == 0:
+                # Not one complete record: some other file, not a log cut short. Cutting it
+                # would destroy it; refuse instead.
+                raise LogCorrupt(f"{self.path}: holds no complete record (not a {self.what}, or one cut in its "
+                                 "first write); give another path, or remove the file to start afresh")
             else:
                 f.truncate(end)
             f.flush()

@@ -21,10 +21,11 @@ class Progress:
     def __enter__(self):
         if self.enabled:
             self._p = RichProgress(
-                TextColumn("[bold]{task.fields[title]}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"),
-                TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-                TextColumn("{task.description}"), console=console(stderr=True),
+                # markup off: statuses name keys and networks from users' files
+                TextColumn("{task.fields[title]}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}", markup=False), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), TextColumn("{task.fields[status]}", markup=False),
+                TextColumn("{task.description}", markup=False), console=console(stderr=True),
             )
             self._p.__enter__()
             self._task = self._p.add_task("", total=self.total, title=self.title,

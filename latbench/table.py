@@ -23,6 +23,7 @@ from latbench.errors import SpecError, TableError
 from latbench.files import check_output, write_text
 from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog, LogCorrupt
+from latbench.limits import MAX_US, MIN_US
 from latbench.precision import PRECISIONS
 
 FORMAT = "latbench-table/1"
@@ -137,8 +138,6 @@ class Table:
 
 #: Table formats this latbench reads (and the one it writes, first).
 FORMATS = (FORMAT,)
-#: Largest time a row may hold, microseconds per forward pass (a day).
-MAX_US = 86_400e6
 STATUSES = ("ok", "failed")
 DEVICE_KINDS = ("cpu", "cuda")
 
@@ -191,7 +190,7 @@ def check_row(rec: dict, where: str) -> dict:
             raise TableError(f"{where}: {name}: must be a string")
     if r["status"] != "ok":
         return rec
-    times = [schema.number(r.get(k), f"{where}: {k}", 0.0, MAX_US, lo_open=True, error=TableError)
+    times = [schema.number(r.get(k), f"{where}: {k}", MIN_US, MAX_US, error=TableError)
              for k in ("p10_us", "median_us", "p90_us")]
     p10, median, p90 = times
     slack = 1e-9 * p90  # the three come from one set of samples: equal up to rounding at most
@@ -289,6 +288,16 @@ def append_calibration(path: str | Path, calibration: dict) -> None:
     record = {"type": "calibration", "fitted_at": now(), **calibration}
     check_calibration(record, f"{path}: new calibration", TableError)  # never store one no reader takes
     JsonLog(path, "table").append([record])
+
+
+def networks_path(table_path: str | Path) -> Path:
+    """TABLE.networks.jsonl: the whole-network measurements kept beside a table."""
+    return Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl")
+
+
+def table_files(table_path: str | Path) -> list[Path]:
+    """The files a table stands for: itself and its networks log (outputs must name neither)."""
+    return [Path(table_path), networks_path(table_path)]
 
 
 def merge_tables(a: str | Path, b: str | Path, out: str | Path) -> tuple[int, int]:

@@ -25,7 +25,8 @@ from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import backend_for_table
 from latbench.rows import failure_reason, measure_quietly, monitor_for, row_facts
-from latbench.table import MAX_US, Table, append_calibration, load_table, now
+from latbench.limits import MAX_US, MIN_US
+from latbench.table import Table, append_calibration, load_table, networks_path, now
 
 
 #: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
@@ -36,11 +37,6 @@ def network_id(arch: Arch) -> str:
     """A stable identity of a network: hash of its resolution and block keys."""
     text = f"{arch.resolution}|" + "|".join(arch.keys)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def networks_path(table_path: Path) -> Path:
-    """TABLE.networks.jsonl: the whole-network measurements kept beside a table."""
-    return Path(str(table_path).removesuffix(".jsonl") + ".networks.jsonl")
 
 
 def networks_log(table_path: Path) -> JsonLog:
@@ -56,7 +52,7 @@ def read_networks(log: JsonLog) -> list[dict]:
         schema.fields(rec, where, {"network_id": str, "status": str}, extra=True)
         schema.choice(rec["status"], f"{where}: status", ("ok", "failed"))
         if rec["status"] == "ok":
-            schema.number(rec.get("median_us"), f"{where}: median_us", 0.0, MAX_US, lo_open=True)
+            schema.number(rec.get("median_us"), f"{where}: median_us", MIN_US, MAX_US)
             schema.number(rec.get("cov"), f"{where}: cov", 0.0, 1000.0)
         out.append(rec)
     return out

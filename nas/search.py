@@ -18,11 +18,11 @@ import numpy as np
 from latbench.arch_io import arch_to_json
 from latbench.console import console
 from latbench.errors import LatbenchError, SearchError
-from latbench.files import check_output_dir, write_json
+from latbench.files import check_distinct, check_output_dir, write_json
 from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import on_table_device
-from latbench.table import load_table
+from latbench.table import load_table, table_files
 from nas import lifeline
 from nas.pool import Pool, check_space, load_pool, make_pool
 from nas.propose import METHODS, Observations, Sampler, sampler_for, scale, trial_rng
@@ -84,6 +84,10 @@ def group_members(cfg: SearchConfig, pool: Pool) -> np.ndarray:
     return members
 
 
+#: What a search writes into its output folder (beside pool.npz, which it may also read).
+OUTPUT_FILES = ("results.jsonl", "best.json", "best.onnx", "summary.json")
+
+
 def get_pool(cfg: SearchConfig, space, out_dir: Path) -> Pool:
     if cfg.pool:
         return check_space(load_pool(cfg.pool), space, cfg.pool)
@@ -101,6 +105,9 @@ def run_search(cfg: SearchConfig, out_dir: str | Path, *, resume: bool = False, 
     out_dir = Path(out_dir)
     cfg.check()
     check_output_dir(out_dir, "search output folder")
+    # Its own pool.npz may be given back as --pool (a re-used pool); its other files are written.
+    check_distinct({"the table": table_files(cfg.table), "the pool": cfg.pool,
+                    "the search's output files": [out_dir / n for n in OUTPUT_FILES]})
     space = load_space(cfg.space)
     load_table(cfg.table)
     pool = get_pool(cfg, space, out_dir)

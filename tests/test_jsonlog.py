@@ -93,3 +93,13 @@ def test_every_line_is_one_record(tmp_path):
     path = tmp_path / "log.jsonl"
     JsonLog(path).append([{"text": "two\nlines"}, {"n": 1}])
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"text": "two\nlines"}, {"n": 1}]
+
+
+@pytest.mark.parametrize("text", [b"hello world", b'{"type": "row", "key": "x", "med', b"[1, 2, 3]"])
+def test_a_file_without_one_complete_record_is_never_cut(tmp_path, text):
+    """Appending to some other file (a notes.txt given as --out) would drop its "cut" text."""
+    path = tmp_path / "notes.txt"
+    path.write_bytes(text)
+    with pytest.raises(LogCorrupt, match="holds no complete record"):
+        JsonLog(path).append([{"c": 3}])
+    assert path.read_bytes() == text

@@ -138,7 +138,7 @@ def test_factor_chart_lists_and_leaves_out_missing_rows(inputs, tmp_path, capsys
     assert not set(chart.missing) & set(table.ok())
     err = capsys.readouterr().err
     assert all(key in err for key in chart.missing)
-    assert "factor se left out" in err  # SE does not apply to a conv block
+    assert "factor(s) expansion, se left out" in err  # neither applies to a conv block
     by_title = panels(chart.figure)
     assert "squeeze-excitation" not in by_title
     heights, _ = bar_data(by_title["activation"])

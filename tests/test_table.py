@@ -143,7 +143,7 @@ def test_a_table_without_its_final_newline_keeps_its_last_record(tmp_path):
 
 @pytest.mark.parametrize("change, problem", [
     (lambda r: r.update(median_us=float("nan")), "NaN is not a JSON number"),
-    (lambda r: r.update(median_us=-5.0), r"median_us: -5.0 is outside the allowed range \(0, "),
+    (lambda r: r.update(median_us=-5.0), r"median_us: -5.0 is outside the allowed range \[0.001, "),
     (lambda r: r.update(p10_us=99.0), "p10_us <= median_us <= p90_us does not hold"),
     (lambda r: r.update(n=0), r"n: 0 is outside the allowed range \[1, "),
     (lambda r: r.update(key="garbage"), "unknown block kind 'garbage'"),

@@ -108,6 +108,20 @@ def _output_failed(err: OSError) -> None:
     sys.exit(EXIT_BAD_INPUT)
 
 
+#: Longest error message printed whole, characters: messages quote users' values, and a value
+#: of 20,000 characters would bury the problem and its fix (which end the message).
+MAX_MESSAGE = 600
+
+
+def _short(message: str) -> str:
+    """`message` with its middle elided past MAX_MESSAGE characters, on one line."""
+    message = " ".join(message.split("\n"))
+    if len(message) <= MAX_MESSAGE:
+        return message
+    keep = MAX_MESSAGE // 2
+    return f"{message[:keep]} [... {len(message) - 2 * keep:,} characters ...] {message[-keep:]}"
+
+
 def main(argv: list[str] | None = None) -> None:
     _register()
     in_main = threading.current_thread() is threading.main_thread()
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout = stdout
         _output_failed(failed.err)
     except LatbenchError as err:
-        print(f"latbench: error: {err}", file=sys.stderr)
+        print(f"latbench: error: {_short(str(err))}", file=sys.stderr)
         sys.exit(err.exit_code)
     except typer.Abort as abort:
         # click turns an EOFError anywhere into Abort: latbench never prompts, so that is a bug
@@ -136,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         ctx = getattr(err, "ctx", None)
         hint = f" (see: latbench {ctx.command_path.split(' ', 1)[-1]} --help)" if ctx else ""
         message = " ".join(err.format_message().split())
-        print(f"latbench: error: {message}{hint}", file=sys.stderr)
+        print(f"latbench: error: {_short(message)}{hint}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -144,7 +145,7 @@ def export(source: Annotated[str, typer.Argument(help="Arch file, bundled name, 
            check: Annotated[bool, typer.Option(help="Compare ONNX Runtime's output with torch's.")] = True,
            space: SpaceOpt = "gpunet", json_out: JsonOpt = False):
     """Export a network (or one block) to ONNX, BN folded, cleaned and checked."""
-    from latbench.files import check_output
+    from latbench.files import check_distinct, check_output
     from latbench.onnx_export import check_with_onnxruntime, export_onnx
     from latbench.rows import failure_reason
 
@@ -155,6 +156,8 @@ def export(source: Annotated[str, typer.Argument(help="Arch file, bundled name, 
             raise  # meant as a block key: say what is wrong with it
         target = load_arch(source, load_space(space))
     check_output(onnx, "ONNX file")
+    if isinstance(target, Arch) and os.path.isfile(source):
+        check_distinct({"the architecture file": Path(source), "--onnx": onnx})
     try:
         proto = export_onnx(target, onnx, precision=precision.value, batch=batch, opset=opset)
         result = {"onnx": str(onnx), "nodes": len(proto.graph.node), "precision": precision.value, "batch": batch,

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from rich.text import Text
 
 from latbench import backends, plots, resources
 from latbench.backends.base import BackendConfig
@@ -35,7 +36,7 @@ from nas.search import SearchConfig, run_search
 
 
 def say(text: str) -> None:
-    console(stderr=True).print(f"[bold cyan]demo[/bold cyan] {text}")
+    console(stderr=True).print(Text.assemble(("demo", "bold cyan"), f" {text}"))
 
 
 def run(out: str | Path = "demo_out", quick: bool = False, search_budget: int = 8) -> dict:

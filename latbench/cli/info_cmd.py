@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.markup import escape
 from rich.table import Table
 
 from latbench.cli import app
@@ -35,6 +34,6 @@ def info(json_out: JsonOpt = False):
         table.add_column(col)
     for device, reasons in usable.items():
         for name, reason in reasons.items():
-            table.add_row(name, device, "yes" if reason is None else escape(f"no: {reason}"))
+            table.add_row(name, device, "yes" if reason is None else f"no: {reason}")
     out.print(table)
     out.print("libraries: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

@@ -31,10 +31,16 @@ def wrote(paths: list[Path], json_out: bool) -> None:
             print(f"wrote {p}")
 
 
-def chart_file(out: Optional[Path], default: str) -> Path:
-    from latbench.files import check_output
+def chart_file(out: Optional[Path], default: str, inputs: dict) -> Path:
+    """The chart's path (PNG and SVG are written beside each other), refused when it is not
+    writable or when one of its two files is one of the chart's `inputs` ({option: path})."""
+    from latbench.files import check_distinct, check_output
+    from latbench.plots.common import output_stem
 
-    return check_output(out or OUT_DIR / default, "chart file")
+    out = check_output(out or OUT_DIR / default, "chart file")
+    stem = output_stem(out)
+    check_distinct({**inputs, "--out": [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]})
+    return out
 
 
 @plot_app.command("factors")
@@ -89,7 +95,7 @@ def groups_cmd(
     from latbench.plots import groups as groups_chart
     from nas.pool import load_pool
 
-    out = chart_file(out, "groups.png")
+    out = chart_file(out, "groups.png", {"--pool": pool})
     p = load_pool(pool)
     edges = parse_groups(groups) if groups else list(p.meta.get("groups") or [])
     wrote(groups_chart(p.latency_ms, out, edges, p.meta).paths, json_out)
@@ -109,7 +115,7 @@ def pareto_cmd(
     from latbench.table import identity_diff, load_table
     from nas.results import ResultsLog, check_history, space_of
 
-    out = chart_file(out, "pareto.png")
+    out = chart_file(out, "pareto.png", {"--results": Path(results) / "results.jsonl", "--table": table})
     log = ResultsLog(results)
     if not log.path.is_file():
         raise LatbenchError(f"{results}: no results.jsonl (run latbench search --out {results})")
@@ -147,7 +153,7 @@ def validate_cmd(
     """Predicted (raw sum, calibrated held out) vs measured whole-network latency."""
     from latbench.plots import validate
 
-    wrote(validate(report, chart_file(out, "validate.png")).paths, json_out)
+    wrote(validate(report, chart_file(out, "validate.png", {"--report": report})).paths, json_out)
 
 
 @plot_app.command("compare")
@@ -165,4 +171,4 @@ def compare_cmd(
     pair = list(table) + list(tables or [])
     if len(pair) != 2:
         raise LatbenchError(f"give exactly two tables (--table A --table B), got {len(pair)}")
-    wrote(compare(pair[0], pair[1], chart_file(out, "compare.png")).paths, json_out)
+    wrote(compare(pair[0], pair[1], chart_file(out, "compare.png", {"--table": pair})).paths, json_out)

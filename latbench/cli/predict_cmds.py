@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from latbench.cli import app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, GpuOpt, JsonOpt, MaybeTableOpt, Missing, MissingOpt,
@@ -95,9 +96,9 @@ def predict(
 def print_prediction(net, arch: str, p, pred, t, path: Path, breakdown: bool) -> None:
     out = console()
     kind = "calibrated" if p.calibrated else "raw sum (table has no calibration: run latbench validate)"
-    out.print(f"[bold]{net.name}[/bold]: {p.latency_ms:.3f} ms {kind}; raw sum {p.raw_sum_ms:.3f} ms; "
-              f"coverage {p.coverage * 100:.0f} % of {len(set(net.keys))} keys "
-              f"({p.measured_fraction * 100:.0f} % of the sum measured)")
+    out.print(Text.assemble((net.name, "bold"), f": {p.latency_ms:.3f} ms {kind}; raw sum {p.raw_sum_ms:.3f} ms; "
+                            f"coverage {p.coverage * 100:.0f} % of {len(set(net.keys))} keys "
+                            f"({p.measured_fraction * 100:.0f} % of the sum measured)"))
     out.print(f"table: {path} ({t.describe()})")
     if p.missing:
         out.print(f"{len(p.missing)} keys estimated: {pred.estimator.summary()}")
@@ -144,12 +145,13 @@ def validate_cmd(
     from latbench import load_arch
     from latbench.files import check_distinct, check_output, write_json
     from latbench.space import load_space, sample_archs
-    from latbench.validate import networks_path, validate
+    from latbench.table import table_files
+    from latbench.validate import validate
 
     if n == 0 and not archs:
         raise LatbenchError("--n 0: give a positive number of networks, or --archs")
     report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
-    outputs = {"--table": table, "--report": report, "the networks log": networks_path(table)}
+    outputs = {"--table's files": table_files(table), "--report": report}
     if plot:
         from latbench.plots.common import output_stem  # matplotlib: only when a chart is asked for
 

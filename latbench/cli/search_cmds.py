@@ -19,6 +19,10 @@ from nas.propose import METHODS
 
 #: Latency groups are searched inside (0, MAX_GROUP_MS) ms: a day per forward pass is no group.
 MAX_GROUP_MS = 86_400_000.0
+#: Smallest group boundary, ms (a microsecond: no network runs faster, and a chart's axis must
+#: be able to show it), and the most boundaries --groups takes.
+MIN_GROUP_MS = 1e-3
+MAX_GROUPS = 64
 
 
 #: The proposal methods, as the samplers register them (nas.propose.SAMPLERS).
@@ -31,13 +35,17 @@ class Optimizer(str, Enum):
 
 
 def parse_groups(text: str) -> list[float]:
-    """Latency-group boundaries in ms: finite, positive, distinct, increasing once sorted."""
+    """Latency-group boundaries in ms: at most MAX_GROUPS, each in [MIN_GROUP_MS, MAX_GROUP_MS),
+    distinct, returned sorted."""
+    if text.count(",") >= MAX_GROUPS:
+        raise LatbenchError(f"--groups: {text.count(',') + 1} boundaries; give at most {MAX_GROUPS}, e.g. 0.5,1.0,2.0")
     try:
         edges = sorted(float(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise LatbenchError(f"--groups {text!r}: comma-separated milliseconds, e.g. 0.5,1.0,2.0") from None
-    if not edges or not all(math.isfinite(e) and 0 < e < MAX_GROUP_MS for e in edges):
-        raise LatbenchError(f"--groups {text!r}: give positive, finite boundaries in ms, e.g. 0.5,1.0,2.0")
+    if not edges or not all(math.isfinite(e) and MIN_GROUP_MS <= e < MAX_GROUP_MS for e in edges):
+        raise LatbenchError(f"--groups {text!r}: give boundaries in ms from {MIN_GROUP_MS:g} to {MAX_GROUP_MS:g}, "
+                            "e.g. 0.5,1.0,2.0")
     if len(set(edges)) != len(edges):
         raise LatbenchError(f"--groups {text!r}: a boundary is given twice")
     return edges
@@ -59,13 +67,15 @@ def sample_cmd(
     json_out: JsonOpt = False,
 ):
     """Draw a Sobol pool, predict every network, count the latency groups."""
-    from latbench.files import check_output
+    from latbench.files import check_distinct, check_output
     from latbench.space import load_space
+    from latbench.table import table_files
     from nas.pool import make_pool
 
     edges = parse_groups(groups)
     if out:
         check_output(out, "pool file")
+        check_distinct({"--table's files": table_files(table), "--out": out})
     sp = load_space(space)
     pool = make_pool(table, sp, n, seed, edges)
     if out:

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 from latbench.cli import EXIT_SOME_FAILED, app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, BackendOpt, BatchOpt, CudnnOpt, Device, DeviceOpt,
@@ -101,7 +101,7 @@ def build_table_cmd(
     else:
         err.print(f"{out}: {summary.line()}")
         for key, reason in summary.failures[:10]:
-            err.print(escape(f"  failed {key}: {reason}"))
+            err.print(f"  failed {key}: {reason}")
         if len(summary.failures) > 10:
             err.print(f"  ... and {len(summary.failures) - 10} more (latbench table show --table {out})")
     if summary.failed:
@@ -180,30 +180,31 @@ def show(table: Annotated[Optional[Path], typer.Option("--table", help="Latency 
         return
     out = console()
     m = t.meta
-    out.print(f"[bold]{escape(str(path))}[/bold]: {escape(t.describe())}")
+    out.print(Text.assemble((str(path), "bold"), f": {t.describe()}"))
     dev = m["device"]
     details = {k: v for k, v in dev.items() if k not in ("name", "kind")}
-    out.print(escape(f"device: {dev['name']} ({dev['kind']}) " + ", ".join(f"{k} {v}" for k, v in details.items())))
-    out.print(escape(f"backend: {m['backend']['name']} {m['backend']['version']} {m['backend'].get('options') or ''}"))
+    out.print(f"device: {dev['name']} ({dev['kind']}) " + ", ".join(f"{k} {v}" for k, v in details.items()))
+    out.print(f"backend: {m['backend']['name']} {m['backend']['version']} {m['backend'].get('options') or ''}")
     heap = m["backend"].get("heap")
     if heap:
         out.print("heap: " + ", ".join(f"{k} {v}" for k, v in heap.items()))
-    out.print(escape(f"harness: {m['harness']}"))
-    out.print(escape(f"created {m.get('created_at')} on {m.get('host')} with latbench {m.get('latbench_version')}"))
+    out.print(f"harness: {m['harness']}")
+    out.print(f"created {m.get('created_at')} on {m.get('host')} with latbench {m.get('latbench_version')}")
     out.print(f"rows: {c['rows']} ({c['ok']} ok, {c['failed']} failed, {c['throttled']} taken while the GPU throttled, "
               f"{c['contended']} while another process held the CPU, {c['nvml_error']} without GPU readings); "
               "times in microseconds per forward pass of one batch")
     if t.calibration:
         cal = t.calibration
-        out.print(f"calibration: {cal.get('model')} fitted on {cal.get('n_networks')} networks, "
-                  f"held-out median error {(cal.get('cv') or {}).get('median_abs_pct_error', float('nan')):.2f} %")
+        error = (cal.get("cv") or {}).get("median_abs_pct_error")
+        out.print(f"calibration: {cal['model']} fitted on {cal.get('n_networks') or 'an unstated number of'} networks, "
+                  f"held-out median error " + (f"{error:.2f} %" if error is not None else "not stated"))
     fails = t.failed()
     if fails:
         tab = RichTable(title=f"failed rows ({len(fails)})")
         tab.add_column("key")
         tab.add_column("reason")
         for k, r in list(fails.items())[:failures]:
-            tab.add_row(k, escape(r))
+            tab.add_row(k, r)
         out.print(tab)
 
 
@@ -217,12 +218,12 @@ def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latenc
     import json
 
     from latbench.files import atomic_path, check_distinct, check_output
-    from latbench.table import load_table
+    from latbench.table import load_table, table_files
 
     path = _table_path(table, path)
     if not csv and not parquet:
         raise LatbenchError("give --csv OUT or --parquet OUT")
-    check_distinct({"--table": path, "--csv": csv, "--parquet": parquet})
+    check_distinct({"--table's files": table_files(path), "--csv": csv, "--parquet": parquet})
     for target in filter(None, (csv, parquet)):
         check_output(target)
     t = load_table(path)

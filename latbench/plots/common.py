@@ -6,6 +6,7 @@ in pyplot's global figure list when a search or a demo draws many charts in one 
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -46,6 +47,23 @@ class FactorChart(NamedTuple):
     missing: list[str]
 
 
+def plain_text(chart):
+    """Decorator of a chart function: every text it draws is shown as written. Names, models and
+    provenance come from users' files, and matplotlib would parse "$...$" in them as mathtext
+    (a parse error, or silently changed text); latbench's own labels use no mathtext."""
+
+    @functools.wraps(chart)
+    def draw(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return chart(*args, **kwargs)
+
+    return draw
+
+
+#: Most title lines (what, then provenance): a longer title would squeeze the axes to nothing.
+MAX_TITLE_LINES = 6
+
+
 def new_figure(width_in: float, height_in: float) -> Figure:
     """A figure with constrained layout, which keeps titles, labels and legends from overlapping."""
     return Figure(figsize=(width_in, height_in), layout="constrained")
@@ -58,6 +76,8 @@ def title(fig: Figure, what: str, provenance: str) -> None:
 
     width = max(40, int(fig.get_figwidth() * 10.5))  # characters at TITLE_SIZE
     lines = [w for line in f"{what}\n{provenance}".splitlines() for w in textwrap.wrap(line, width)]
+    if len(lines) > MAX_TITLE_LINES:
+        lines = lines[:MAX_TITLE_LINES - 1] + [f"... ({len(lines) - MAX_TITLE_LINES + 1} more lines)"]
     fig.suptitle("\n".join(lines), fontsize=TITLE_SIZE)
 
 

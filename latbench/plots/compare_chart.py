@@ -10,7 +10,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormat
 from matplotlib.transforms import blended_transform_factory
 
 from latbench.errors import LatbenchError
-from latbench.plots.common import COLORS, Chart, as_table, grid_lines, new_figure, save, title
+from latbench.plots.common import COLORS, Chart, as_table, grid_lines, new_figure, plain_text, save, title
 from latbench.spec import KINDS, parse_key
 from latbench.table import Table, identity_diff
 
@@ -31,6 +31,7 @@ def ratios_by_kind(a: Table, b: Table) -> dict[str, dict[str, float]]:
     return {k: v for k, v in out.items() if v}
 
 
+@plain_text
 def compare(table_a: Table | str | Path, table_b: Table | str | Path, out: str | Path) -> Chart:
     """Per-block latency ratio B / A (log scale) per block kind: a box per kind with every block as
     a point, the kind's geometric-mean ratio annotated above it. Writes OUT (.png) and its SVG."""

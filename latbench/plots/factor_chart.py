@@ -17,7 +17,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from latbench.errors import LatbenchError, SpecError
 from latbench.keysets import factor_levels, grid_specs
-from latbench.plots.common import COLORS, FactorChart, as_table, grid_lines, new_figure, save, title
+from latbench.plots.common import COLORS, FactorChart, as_table, grid_lines, new_figure, plain_text, save, title
 from latbench.spec import BlockSpec, format_number, parse_key
 from latbench.table import Table
 
@@ -48,11 +48,12 @@ class Panel:
     note: str  # what was left out, for the axis label ("" when nothing)
 
 
-def factor_specs(grid: str | Path, base_key: str | None = None) -> tuple[BlockSpec, dict]:
-    """(base block, {factor: [(level label, BlockSpec)]}) of a grid file, optionally re-based.
+def factor_specs(grid: str | Path, base_key: str | None = None) -> tuple[BlockSpec, dict, list[str]]:
+    """(base block, {factor: [(level label, BlockSpec)]}, factors left out) of a grid file,
+    optionally re-based.
 
     With `base_key`, each factor's levels set the same fields on that block instead; a factor
-    whose levels are invalid for it (SE on a conv block) is left out with a note on stderr.
+    whose levels are invalid for it (SE on a conv block) is left out.
     """
     grid_specs(grid)  # reports a missing or malformed grid file with a clear message
     try:
@@ -62,7 +63,7 @@ def factor_specs(grid: str | Path, base_key: str | None = None) -> tuple[BlockSp
     if not levels:
         raise LatbenchError(f"{grid}: no \"vary\" factors to chart")
     base = parse_key(base_key) if base_key else grid_base  # a bad key is a SpecError, told as one line
-    out = {}
+    out, left_out = {}, []
     for factor, specs in levels.items():
         # The fields a factor sets are those in which its levels differ from the grid's base.
         varied = [f.name for f in fields(BlockSpec)
@@ -70,9 +71,9 @@ def factor_specs(grid: str | Path, base_key: str | None = None) -> tuple[BlockSp
         try:
             out[factor] = [(_label(s, varied), replace(base, **{f: getattr(s, f) for f in varied}))
                            for s in specs]
-        except SpecError as err:
-            print(f"factor {factor} left out: it does not apply to {base.key} ({err})", file=sys.stderr)
-    return base, out
+        except SpecError:
+            left_out.append(factor)
+    return base, out, left_out
 
 
 def _label(spec: BlockSpec, varied: list[str]) -> str:
@@ -87,11 +88,16 @@ def _label(spec: BlockSpec, varied: list[str]) -> str:
 def factor_keys(grid: str | Path = "factor_grid", base_key: str | None = None) -> list[BlockSpec]:
     """Every block the factor chart of `grid` (re-based on `base_key`) draws: what to measure
     before drawing it."""
-    base, levels = factor_specs(grid, base_key)
+    base, levels, _ = factor_specs(grid, base_key)
+    return _needed(base, levels)
+
+
+def _needed(base: BlockSpec, levels: dict) -> list[BlockSpec]:
     needed = [base] + [s for pairs in levels.values() for _, s in pairs]
     return list({s.key: s for s in needed}.values())
 
 
+@plain_text
 def factors(table: Table | str | Path, out_dir: str | Path, grid: str | Path = "factor_grid",
             base_key: str | None = None) -> FactorChart:
     """Draw the factor chart of `table` into OUT_DIR/factors[-BASE].png and .svg.
@@ -103,14 +109,16 @@ def factors(table: Table | str | Path, out_dir: str | Path, grid: str | Path = "
     if Path(out_dir).is_file():
         raise LatbenchError(f"{out_dir}: is a file; --out names the folder that gets factors.png and .svg")
     table = as_table(table)
-    base, levels = factor_specs(grid, base_key)
-    needed = factor_keys(grid, base_key)
+    base, levels, left_out = factor_specs(grid, base_key)
+    needed = _needed(base, levels)
     ok = table.ok()
     missing = [s.key for s in needed if s.key not in ok]
     if len(missing) == len(needed):
         raise LatbenchError(f"{table.path}: has none of the {len(missing)} blocks of the factor chart (base "
                             f"{base.key}); measure them with latbench build-table --grid {grid}, or pass "
                             "--missing measure on the table's device")
+    if left_out:
+        print(f"factor(s) {', '.join(left_out)} left out: they do not apply to {base.key}", file=sys.stderr)
     if missing:
         print(f"{len(missing)} block(s) of the chart are not in the table {table.path} and are left out "
               "(on the table's device, --missing measure measures them):", file=sys.stderr)

@@ -8,13 +8,14 @@ import numpy as np
 from matplotlib.patches import Patch
 
 from latbench.errors import LatbenchError
-from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, save, title
+from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, plain_text, save, title
 from latbench.predictor import group_counts
 
 #: Group shades, light enough that the histogram bars stay readable on top of them.
 SHADES = ("#fdd0a2", "#c7e9c0", "#c6dbef", "#dadaeb", "#fcbba1", "#d9d9d9")
 
 
+@plain_text
 def groups(latency_ms, out: str | Path, edges: list[float], meta: dict | None = None) -> Chart:
     """Histogram of a pool's predicted latency (ms per batch) with its latency groups.
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from latbench.errors import LatbenchError
-from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, save, title
+from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, plain_text, save, title
 
 REFERENCE_COLORS = ("#9467bd", "#8c564b", "#bcbd22")
 
@@ -22,6 +22,7 @@ def pareto_mask(latency_ms, top1) -> np.ndarray:
     return ~(no_worse & better).any(axis=1)
 
 
+@plain_text
 def pareto(trials: list[dict], out: str | Path, provenance: str, *, group_ms=None, method: str = "search",
            references: dict[str, tuple[float, float]] | None = None) -> Chart:
     """Top-1 (%) against predicted latency (ms per batch) of finished trials.

@@ -10,7 +10,8 @@ import numpy as np
 from latbench import schema
 from latbench.errors import LatbenchError
 from latbench.files import clean_json
-from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, read_json, save, title
+from latbench.limits import MAX_US, MIN_US
+from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, plain_text, read_json, save, title
 
 #: (report metric block, row field, marker, colour) of the plotted predictions; a report has the
 #: raw sum always, the stored calibration when the table had one, the refit when enough networks.
@@ -22,6 +23,7 @@ SERIES = (
 ROW_FIELDS = ("measured_us", "raw_sum_us")
 
 
+@plain_text
 def validate(report: dict | str | Path, out: str | Path) -> Chart:
     """Scatter of predicted vs measured whole-network latency (ms per batch), one series for the
     raw sum, one for the table's stored calibration (when it had one) and one for the held-out
@@ -84,10 +86,6 @@ def _headline(metrics: dict) -> str:
             f"Kendall τ {'n/a' if tau is None else f'{tau:.2f}'}")
 
 
-#: Largest whole-network time a report may hold, microseconds (a day per forward pass).
-MAX_US = 86_400e6
-
-
 def check_report(rep: dict, source: str) -> None:
     """LatbenchError unless `rep` has what the chart reads, each value in its range."""
     hint = "write one with latbench validate --report FILE"
@@ -108,7 +106,7 @@ def check_report(rep: dict, source: str) -> None:
             if field in ROW_FIELDS or row.get(field) is not None:
                 if field not in row:
                     raise LatbenchError(f"{at} lacks a positive {field} ({hint})")
-                schema.number(row[field], f"{at}.{field}", 0.0, MAX_US, lo_open=True)
+                schema.number(row[field], f"{at}.{field}", MIN_US, MAX_US)
     for block, _, _, _ in SERIES:
         metrics = rep.get(block)
         if metrics is None:

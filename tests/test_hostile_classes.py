@@ -1,0 +1,126 @@
+"""Classes of hostile input found by a hostile pass after the property tests, one test each:
+users' text printed as text (rich markup, matplotlib mathtext), calibrations that would scale a
+network absurdly, outputs that name an input's companion file, and values too long to print."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from latbench.arch_io import arch_to_json
+from latbench.space import load_space, sample
+
+REPO = Path(__file__).resolve().parents[1]
+TABLE = REPO / "tables" / "cpu-torch-fp32-b1.jsonl"
+REPORT = REPO / "bench" / "results" / "cpu" / "validation_tiny.json"
+TINY = load_space("tiny")
+MARKUP = "[/]x[bold $\\frac{$"
+
+
+def one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2, err
+    assert err.startswith("latbench: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+
+
+def tiny_arch_file(tmp_path: Path, name: str) -> Path:
+    arch = TINY.decode(sample(TINY, 1, 0)[0])
+    doc = arch_to_json(arch) | {"name": name}
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def table_copy(tmp_path: Path, edit_meta=None, edit_calibration=None) -> Path:
+    """The shipped table with its metadata or its calibration edited."""
+    lines = [json.loads(line) for line in TABLE.read_text().splitlines()]
+    for rec in lines:
+        if rec.get("type") == "meta" and edit_meta:
+            edit_meta(rec)
+        if rec.get("type") == "calibration" and edit_calibration:
+            edit_calibration(rec)
+    out = tmp_path / "t.jsonl"
+    out.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return out
+
+
+def test_names_with_markup_are_printed_as_written(run_cli, tmp_path):
+    arch = tiny_arch_file(tmp_path, MARKUP)
+    code, out, err = run_cli("arch", "show", str(arch), "--space", "tiny")
+    assert code == 0 and MARKUP in out, err
+    code, out, err = run_cli("predict", str(arch), "--space", "tiny", "--table", str(TABLE), "--missing", "estimate")
+    assert code == 0 and out.startswith(f"{MARKUP}: "), err
+    table = table_copy(tmp_path, edit_meta=lambda m: m["backend"]["heap"].update(allocator=MARKUP))
+    code, out, err = run_cli("table", "show", "--table", str(table))
+    assert code == 0 and f"allocator {MARKUP}" in out, err
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda c: c.update(ratio_range=[1e-300, 1e-300]), "ratio_range[0]"),
+    (lambda c: c.update(ratio_range=[1.0, 50.0]), "ratio_range[1]"),
+    (lambda c: c["cv"].update(median_abs_pct_error="[/]"), "cv.median_abs_pct_error"),
+])
+def test_a_calibration_outside_what_latbench_stores_is_refused(run_cli, tmp_path, edit, fragment):
+    table = table_copy(tmp_path, edit_calibration=edit)
+    for args in (["table", "show", "--table", str(table)], ["predict", "gpunet-1", "--table", str(table)]):
+        one_line_error(*run_cli(*args)[::2], fragment)
+
+
+def test_a_calibration_that_scales_a_network_absurdly_is_never_applied(run_cli, tmp_path):
+    def huge(c):
+        c.update(coef=[1e12] * len(c["coef"]), fitted_range_us=[1.0, 8e10])
+
+    table = table_copy(tmp_path, edit_calibration=huge)
+    for args in (["predict", "gpunet-2", "--table", str(table)],
+                 ["sample", "--table", str(table), "--space", "tiny", "--n", "8", "--json"]):
+        one_line_error(*run_cli(*args)[::2], "damaged")
+
+
+def test_outputs_never_name_an_input_or_its_companion_file(run_cli, tmp_path):
+    table = tmp_path / "t.jsonl"
+    shutil.copy(TABLE, table)
+    log = tmp_path / "t.networks.jsonl"
+    log.write_text('{"network_id": "n1", "status": "failed", "reason": "x"}\n')
+    before = log.read_bytes(), table.read_bytes()
+    one_line_error(*run_cli("sample", "--table", str(table), "--space", "tiny", "--n", "8", "--out", str(log))[::2],
+                   "both name")
+    one_line_error(*run_cli("table", "export", "--table", str(table), "--csv", str(log))[::2], "both name")
+    arch = tiny_arch_file(tmp_path, "a")
+    arch_bytes = arch.read_bytes()
+    one_line_error(*run_cli("export", str(arch), "--space", "tiny", "--onnx", str(arch))[::2], "both name")
+    report = tmp_path / "rep.svg"
+    shutil.copy(REPORT, report)
+    one_line_error(*run_cli("plot", "validate", "--report", str(report), "--out", str(tmp_path / "rep.png"))[::2],
+                   "both name")
+    search = tmp_path / "s"
+    search.mkdir()
+    shutil.copy(TABLE, search / "results.jsonl")
+    one_line_error(*run_cli("search", "--table", str(search / "results.jsonl"), "--space", "tiny",
+                            "--out", str(search), "--budget", "1", "--latency-max", "5")[::2], "both name")
+    assert (log.read_bytes(), table.read_bytes()) == before and arch.read_bytes() == arch_bytes
+    assert REPORT.read_bytes() == report.read_bytes()
+
+
+def test_mathtext_in_a_report_is_drawn_as_text(run_cli, tmp_path):
+    rep = json.loads(REPORT.read_text()) | {"table_provenance": "$\\frac{$ costs $5"}
+    path = tmp_path / "rep.json"
+    path.write_text(json.dumps(rep))
+    code, out, err = run_cli("plot", "validate", "--report", str(path), "--out", str(tmp_path / "v.png"))
+    assert code == 0 and (tmp_path / "v.svg").is_file(), err
+    assert "$\\frac{$ costs $5" in (tmp_path / "v.svg").read_text()
+
+
+def test_very_long_values_are_elided_in_the_one_line_error(run_cli):
+    code, _, err = run_cli("arch", "show", "timm:" + "a" * 10_000)
+    one_line_error(code, err, "characters ...]")
+    assert len(err) < 700
+
+
+@pytest.mark.parametrize("groups, fragment", [("1e-320", "from 0.001"), (",".join(["1"] * 100), "at most 64")])
+def test_group_boundaries_a_chart_can_show(run_cli, groups, fragment):
+    code, _, err = run_cli("sample", "--table", str(TABLE), "--space", "tiny", "--n", "8", "--groups", groups)
+    one_line_error(code, err, fragment)
