@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: Lowest first; a module belongs to the first entry that is a prefix of its name.
 LAYERS = [
-    ("errors", "version", "precision", "resources", "console", "schema", "jsonlog", "files", "nvml", "env",
+    ("errors", "version", "precision", "limits", "resources", "console", "schema", "jsonlog", "files", "nvml", "env",
      "cost", "progress"),
     ("blocks", "spec"),
     ("arch",),
