@@ -193,8 +193,10 @@ def error_report(measured_us, predicted_us) -> dict:
 
     m, p = np.asarray(measured_us, dtype=np.float64), np.asarray(predicted_us, dtype=np.float64)
     err = (p - m) / m * 100
-    tau = stats.kendalltau(m, p).statistic if len(m) > 1 else float("nan")
-    rho = stats.spearmanr(m, p).statistic if len(m) > 1 else float("nan")
+    # Ranks need two distinct values on each side; otherwise they are undefined (null).
+    ranked = len(m) > 1 and np.ptp(m) > 0 and np.ptp(p) > 0
+    tau = float(stats.kendalltau(m, p).statistic) if ranked else None
+    rho = float(stats.spearmanr(m, p).statistic) if ranked else None
     return {
         "n": int(len(m)),
         "within_3_pct": float(np.mean(np.abs(err) <= 3) * 100),
@@ -204,8 +206,8 @@ def error_report(measured_us, predicted_us) -> dict:
         "median_abs_pct_error": float(np.median(np.abs(err))),
         "max_abs_pct_error": float(np.max(np.abs(err))),
         "bias_pct": float(np.mean(err)),
-        "kendall_tau": float(tau),
-        "spearman": float(rho),
+        "kendall_tau": tau,
+        "spearman": rho,
     }
 
 

@@ -7,7 +7,9 @@ network gets fp16 kernels), one input named "input" and one output named "output
 
 from __future__ import annotations
 
+import contextlib
 import io
+import sys
 import warnings
 from pathlib import Path
 
@@ -42,15 +44,18 @@ def _torch_export(model, x, opset: int) -> bytes:
 
 def clean_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     """Fold constants, drop dead nodes, sort topologically, name the one input and output."""
-    import onnx_graphsurgeon as gs
+    # graphsurgeon logs to stdout ("[W] ... bfloat16"), which belongs to the command's result
+    # (`--json`): its messages go to stderr, and only errors are shown.
+    with contextlib.redirect_stdout(sys.stderr):
+        import onnx_graphsurgeon as gs
 
-    graph = gs.import_onnx(model)
-    graph.fold_constants().cleanup().toposort()
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise RuntimeError(f"expected one input and one output, got {len(graph.inputs)}/{len(graph.outputs)}")
-    graph.inputs[0].name, graph.outputs[0].name = INPUT, OUTPUT
-    cleaned = gs.export_onnx(graph)
-    return cleaned
+        gs.logger.G_LOGGER.severity = gs.logger.G_LOGGER.ERROR
+        graph = gs.import_onnx(model)
+        graph.fold_constants().cleanup().toposort()
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise RuntimeError(f"expected one input and one output, got {len(graph.inputs)}/{len(graph.outputs)}")
+        graph.inputs[0].name, graph.outputs[0].name = INPUT, OUTPUT
+        return gs.export_onnx(graph)
 
 
 def export_onnx(

@@ -175,6 +175,20 @@ def check_meta(meta, where: str) -> dict:
     return meta
 
 
+def check_times(rec: dict, where: str, error=TableError, optional_quantiles: bool = False) -> float:
+    """A record's median_us, p10_us and p90_us (those two may be absent when
+    `optional_quantiles`): each within [MIN_US, MAX_US], and p10 <= median <= p90. Returns the
+    median; `error` names the field otherwise."""
+    median = schema.number(rec.get("median_us"), f"{where}: median_us", MIN_US, MAX_US, error=error)
+    default = median if optional_quantiles else None
+    p10, p90 = (schema.number(rec.get(k, default), f"{where}: {k}", MIN_US, MAX_US, error=error)
+                for k in ("p10_us", "p90_us"))
+    slack = 1e-9 * p90  # the three come from one set of samples: equal up to rounding at most
+    if p10 > median + slack or median > p90 + slack:
+        raise error(f"{where}: p10_us <= median_us <= p90_us does not hold ({p10:g}, {median:g}, {p90:g})")
+    return median
+
+
 def check_row(rec: dict, where: str) -> dict:
     """A row record, or TableError: a key that parses, status ok|failed; an ok row has finite
     positive times with p10 <= median <= p90, a CoV >= 0 and n >= 1 samples."""
@@ -190,12 +204,7 @@ def check_row(rec: dict, where: str) -> dict:
             raise TableError(f"{where}: {name}: must be a string")
     if r["status"] != "ok":
         return rec
-    times = [schema.number(r.get(k), f"{where}: {k}", MIN_US, MAX_US, error=TableError)
-             for k in ("p10_us", "median_us", "p90_us")]
-    p10, median, p90 = times
-    slack = 1e-9 * p90  # the three come from one set of samples: equal up to rounding at most
-    if p10 > median + slack or median > p90 + slack:
-        raise TableError(f"{where}: p10_us <= median_us <= p90_us does not hold ({p10:g}, {median:g}, {p90:g})")
+    check_times(r, where, TableError)
     schema.number(r.get("cov"), f"{where}: cov", 0.0, 1000.0, error=TableError)
     schema.number(r.get("n"), f"{where}: n", 1, 1 << 40, integer=True, error=TableError)
     return rec

@@ -17,7 +17,7 @@ from latbench import backends, env, schema
 from latbench.arch import Arch
 from latbench.arch_io import arch_to_json
 from latbench.build import build_table, out_of_time
-from latbench.calibration import apply_bounded, error_report, fit_calibration, network_features
+from latbench.calibration import RATIO_LIMITS, apply_bounded, error_report, fit_calibration, network_features
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog
@@ -25,8 +25,7 @@ from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import backend_for_table
 from latbench.rows import failure_reason, measure_quietly, monitor_for, row_facts
-from latbench.limits import MAX_US, MIN_US
-from latbench.table import Table, append_calibration, load_table, networks_path, now
+from latbench.table import Table, append_calibration, check_times, load_table, networks_path, now
 
 
 #: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
@@ -44,15 +43,16 @@ def networks_log(table_path: Path) -> JsonLog:
 
 
 def read_networks(log: JsonLog) -> list[dict]:
-    """The records of a networks log, each checked: a network id and a status; an ok one with a
-    finite positive median_us and a CoV >= 0 (LatbenchError naming the line otherwise)."""
+    """The records of a networks log, each checked: a network id and a status; an ok one with
+    times as a table row has them (latbench.table.check_times) and a CoV >= 0 (LatbenchError
+    naming the line otherwise)."""
     out = []
     for line, rec in log.read_numbered(from_start=True):
         where = f"{log.path}: line {line}"
         schema.fields(rec, where, {"network_id": str, "status": str}, extra=True)
         schema.choice(rec["status"], f"{where}: status", ("ok", "failed"))
         if rec["status"] == "ok":
-            schema.number(rec.get("median_us"), f"{where}: median_us", MIN_US, MAX_US)
+            check_times(rec, where, LatbenchError, optional_quantiles=True)
             schema.number(rec.get("cov"), f"{where}: cov", 0.0, 1000.0)
         out.append(rec)
     return out
@@ -214,6 +214,7 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
     feats = network_features(cat("total_ns"), cat("n_blocks"), kind_ns, cat("weight_bytes"), cache,
                              cat("traffic_bytes"))
     measured = np.array([n.median_us for n in nets])
+    check_plausible(nets, feats["sum_us"], networks_path(table_path))
     rows = [{"name": n.name, "measured_us": n.median_us, "cov": n.cov, "raw_sum_us": float(s),
              "n_blocks": int(nb)} for n, s, nb in zip(nets, feats["sum_us"], feats["n_blocks"])]
     noise_archs = archs[:noise_n] if not out_of_time(deadline, noise_n * t_net) else []
@@ -250,6 +251,18 @@ def validate(table_path: Path, archs: list[Arch], *, store: bool = True, progres
         if store:
             append_calibration(table_path, record)
     return report
+
+
+def check_plausible(nets: list, sums_us, log_path: Path) -> None:
+    """Refuse whole-network times that no network of these blocks can take: a network runs in
+    RATIO_LIMITS (0.2-5x) of the sum of its blocks' times, or the networks log (or the table) is
+    damaged, and a calibration fitted on it would be absurd."""
+    lo, hi = RATIO_LIMITS
+    for n, s in zip(nets, sums_us):
+        if not lo <= n.median_us / s <= hi:
+            raise LatbenchError(f"{log_path}: {n.name} measured {n.median_us:.4g} us, {n.median_us / s:.3g}x the sum "
+                                f"of its blocks ({s:.4g} us; a network takes {lo:g}-{hi:g}x): the networks log or the "
+                                "table is damaged; remove that network's line to measure it again")
 
 
 def network_seconds(settings: HarnessSettings) -> float:

@@ -124,3 +124,56 @@ def test_very_long_values_are_elided_in_the_one_line_error(run_cli):
 def test_group_boundaries_a_chart_can_show(run_cli, groups, fragment):
     code, _, err = run_cli("sample", "--table", str(TABLE), "--space", "tiny", "--n", "8", "--groups", groups)
     one_line_error(code, err, fragment)
+
+
+def test_export_json_is_the_only_thing_on_stdout(run_cli, tmp_path):
+    """onnx-graphsurgeon logs to stdout ("[W] ... bfloat16"): that must not break --json."""
+    arch = tiny_arch_file(tmp_path, "a")
+    code, out, err = run_cli("export", str(arch), "--space", "tiny", "--onnx", str(tmp_path / "a.onnx"),
+                             "--precision", "bf16", "--json")
+    assert code == 0, err
+    assert json.loads(out)["precision"] == "bf16"
+
+
+def test_session_folders_are_checked_before_anything_runs(run_cli, tmp_path):
+    a_file = tmp_path / "f"
+    a_file.write_text("x")
+    one_line_error(*run_cli("session", "run", "--rehearse", "--work", str(a_file), "--out", str(tmp_path / "o"))[::2],
+                   "work folder")
+    one_line_error(*run_cli("session", "run", "--rehearse", "--work", str(tmp_path / "o"),
+                            "--out", str(tmp_path / "o"))[::2], "give two folders")
+    one_line_error(*run_cli("session", "run", "--rehearse", "--tables", str(a_file), "--out", str(tmp_path / "o"))[::2],
+                   "not a folder")
+
+
+def networks_log_copy(tmp_path: Path, edit) -> Path:
+    """The shipped table and a networks log of the tiny space's first Sobol networks (seed 1),
+    one of them edited; the blocks are all in the table, so validate measures nothing before
+    reading the log."""
+    table = tmp_path / "t.jsonl"
+    shutil.copy(TABLE, table)
+    shipped = [json.loads(line) for line in TABLE.with_name(TABLE.name.replace(".jsonl", ".networks.jsonl"))
+               .read_text().splitlines()]
+    first = next(r for r in shipped if r.get("status") == "ok" and r["name"].startswith("tiny-sobol1-"))
+    edit(first)
+    (tmp_path / "t.networks.jsonl").write_text(json.dumps(first) + "\n")
+    return table
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda r: r.update(p10_us=r["median_us"] * 2, p90_us=r["median_us"] * 3), "p10_us <= median_us <= p90_us"),
+    (lambda r: r.update(median_us=1e-300, p10_us=1e-300, p90_us=1e-300), "median_us: 1e-300 is outside"),
+    (lambda r: r.update(median_us=8e10, p10_us=8e10, p90_us=8e10), "the sum of its blocks"),
+])
+def test_a_networks_log_no_network_could_give_is_refused(run_cli, tmp_path, edit, fragment):
+    table = networks_log_copy(tmp_path, edit)
+    code, _, err = run_cli("validate", "--table", str(table), "--space", "tiny", "--seed", "1", "--n", "1")
+    one_line_error(code, err.splitlines()[-1] + "\n", fragment)  # after the progress bar's line
+
+
+def test_rank_correlations_are_null_when_undefined():
+    from latbench.calibration import error_report
+
+    rep = error_report([1000.0, 1000.0, 1000.0], [900.0, 1000.0, 1100.0])
+    assert rep["kendall_tau"] is None and rep["spearman"] is None and rep["max_abs_pct_error"] == pytest.approx(10.0)
+    assert json.dumps(rep, allow_nan=False)

@@ -59,7 +59,8 @@ def run(out: str | Path = "demo_out", quick: bool = False, search_budget: int = 
     cal = report["calibrated_held_out"]
     say(f"   raw sum within +-10 %: {report['raw_sum']['within_10_pct']:.0f} %; calibrated "
         f"({report['calibration']['model']}, held out): {cal['within_10_pct']:.0f} % within +-10 %, "
-        f"mean error {cal['mean_abs_pct_error']:.1f} %, Kendall tau {cal['kendall_tau']:.2f}")
+        f"mean error {cal['mean_abs_pct_error']:.1f} %, Kendall tau "
+        + ("n/a" if cal["kendall_tau"] is None else f"{cal['kendall_tau']:.2f}"))
 
     say("3/5 GPUNet-0/1/2 predicted with this table and with the tables shipped in tables/")
     predictions = reference_rows([table_path] + shipped_tables())

@@ -200,7 +200,9 @@ def print_report(rep: dict) -> None:
             ("max abs error", "max_abs_pct_error", "%"), ("bias", "bias_pct", "%"),
             ("Kendall tau", "kendall_tau", ""), ("Spearman", "spearman", "")]
     for label, key, unit in rows:
-        t.add_row(label, *[f"{m[key]:.1f} %" if unit else f"{m[key]:.3f}" for _, m in columns])
+        # a rank correlation is null when undefined (one network, or all equal)
+        t.add_row(label, *["n/a" if m[key] is None else f"{m[key]:.1f} %" if unit else f"{m[key]:.3f}"
+                           for _, m in columns])
     out.print(t)
     if rep.get("networks_skipped"):
         out.print(f"{len(rep['networks_skipped'])} networks skipped: {rep['networks_skipped'][0]['reason']}")

@@ -26,10 +26,9 @@ def run(out: Annotated[Path, typer.Option(help="Archive folder.", parser=path_va
                                                        parser=path_value)] = None):
     """Turn a lent GPU's minutes into a grown table, reports and benchmarks (python -m latbench.session
     runs the same without an install)."""
-    from latbench.files import check_output_dir
-    from latbench.session.__main__ import main  # the runner imports torch in its steps only
+    from latbench.session.__main__ import check_folders, default_work, main  # torch only in the steps
 
-    check_output_dir(out, "archive folder")
+    check_folders(out, work or default_work("rehearsal" if rehearse else "gpu"), tables)
     argv = ["--out", str(out)] + (["--budget", str(budget)] if budget else []) + (["--rehearse"] if rehearse else [])
     argv += (["--work", str(work)] if work else []) + (["--tables", str(tables)] if tables else [])
     raise typer.Exit(main(argv))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import sys
 import zlib
 from pathlib import Path
 
@@ -110,5 +111,5 @@ def draw(results: Path, table: Path) -> list[Path]:
     try:
         paths += plots.factors(table, results).paths
     except LatbenchError as err:  # a session cut before the factor grid: say so, ship the rest
-        print(f"factor chart not drawn: {err}")
+        print(f"factor chart not drawn: {err}", file=sys.stderr)
     return paths

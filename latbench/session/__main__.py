@@ -12,6 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from latbench.errors import LatbenchError
+from latbench.files import check_output_dir
 from latbench.session import Session
 from latbench.session.plan import gpu_plan, rehearsal_plan
 from latbench.space import load_space
@@ -46,9 +48,31 @@ def main(argv: list[str] | None = None) -> int:
         plan, budget = rehearsal_plan(load_space("tiny")), args.budget or 75.0
     else:
         plan, budget = gpu_plan(), args.budget or 360.0
-    work = args.work or Path(tempfile.gettempdir()) / f"latbench-session-{plan.mode}"
+    work = args.work or default_work(plan.mode)
+    try:
+        check_folders(args.out, work, args.tables)
+    except LatbenchError as err:
+        print(f"latbench session: error: {err}", file=sys.stderr)
+        return 2
     Session(plan, args.out, work, budget, args.tables).run()
     return 0
+
+
+def default_work(mode: str) -> Path:
+    """The work folder of a session of `mode` ("gpu" or "rehearsal") when none is given."""
+    return Path(tempfile.gettempdir()) / f"latbench-session-{mode}"
+
+
+def check_folders(out: Path, work: Path, tables: Path | None) -> None:
+    """The archive and work folders writable and apart; the tables folder a folder if it exists
+    (a missing one means no committed table yet). LatbenchError otherwise."""
+    check_output_dir(out, "archive folder")
+    check_output_dir(work, "work folder")
+    if os.path.realpath(out) == os.path.realpath(work):
+        raise LatbenchError(f"--out and --work both name {out}; give two folders (the archive holds copies "
+                            "of the work folder's files)")
+    if tables is not None and os.path.lexists(tables) and not tables.is_dir():  # missing: no table yet
+        raise LatbenchError(f"--tables {tables}: not a folder; give the folder of committed tables (tables/)")
 
 
 if __name__ == "__main__":
