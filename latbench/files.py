@@ -86,6 +86,16 @@ def _make_folder(folder: Path, path: Path) -> None:
         raise LatbenchError(f"{path}: cannot create folder {folder}: {err.strerror or err}") from None
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once (reading it is not thread-safe).
+_UMASK = _umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename, on any
@@ -97,6 +107,8 @@ def atomic_path(path: str | Path):
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent)
         os.close(fd)
         yield Path(tmp)
+        # mkstemp makes 0600 files; the output gets the mode a plain open() would give it
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except OSError as err:
         if tmp:

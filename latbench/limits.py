@@ -9,3 +9,5 @@ keeps charts' log axes and sums finite.
 MIN_US = 1e-3
 #: Longest, microseconds (a day per forward pass).
 MAX_US = 86_400e6
+#: The same limits in milliseconds (pools, search results, latency groups).
+MIN_MS, MAX_MS = MIN_US / 1000, MAX_US / 1000

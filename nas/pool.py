@@ -24,14 +24,11 @@ import numpy as np
 from latbench import schema
 from latbench.errors import LatbenchError, SearchError
 from latbench.files import atomic_path, clean_json
+from latbench.limits import MAX_MS, MIN_MS
 from latbench.space import MAX_SAMPLE, load_space
 from latbench.predictor import Predictor, group_counts
 from latbench.table import load_table, now
 from latbench.space import sample
-
-
-#: Largest predicted latency a pool may hold, ms (a day per forward pass).
-MAX_MS = 86_400_000.0
 
 
 @dataclass
@@ -152,10 +149,10 @@ def _check_arrays(a: dict, source: str) -> tuple:
             raise SearchError(f"{source}: {name} must be {len(X)} numbers (one per network), got {v.dtype} "
                               f"{list(v.shape)}")
         v = v.astype(np.float64)
-        ok = (v >= 0) & (v <= 1) if name == "measured_fraction" else (v > 0) & (v < MAX_MS)
+        ok = (v >= 0) & (v <= 1) if name == "measured_fraction" else (v >= MIN_MS) & (v <= MAX_MS)
         if not (np.isfinite(v) & ok).all():
             bad = v[~(np.isfinite(v) & ok)][0]
-            allowed = "[0, 1]" if name == "measured_fraction" else f"(0, {MAX_MS:g}) ms"
+            allowed = "[0, 1]" if name == "measured_fraction" else f"[{MIN_MS:g}, {MAX_MS:g}] ms"
             raise SearchError(f"{source}: {name} holds {bad}, outside {allowed}: draw the pool again")
         out.append(v)
     return tuple(out)

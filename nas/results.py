@@ -21,6 +21,7 @@ import numpy as np
 from latbench import schema
 from latbench.errors import LatbenchError, SearchError
 from latbench.jsonlog import JsonLog, LogCorrupt
+from latbench.limits import MAX_MS, MIN_MS
 from latbench.space import MAX_SAMPLE, load_space
 from latbench.files import check_output_dir
 from latbench.table import now
@@ -60,7 +61,6 @@ class History:
 
 #: Bounds of a results record: trial ids, pool indices, encodings, latencies (ms) and top-1 (%).
 MAX_TRIALS = 10_000_000
-MAX_MS = 86_400_000.0
 
 
 def check_record(rec: dict, where: str) -> dict:
@@ -87,7 +87,7 @@ def check_record(rec: dict, where: str) -> dict:
         schema.number(v, f"{where}.x[{i}]", 0, 1 << 16, integer=True, error=SearchError)
     if kind == "done":
         schema.number(rec.get("top1"), f"{where}.top1", 0.0, 100.0, error=SearchError)
-        schema.number(rec.get("predicted_ms"), f"{where}.predicted_ms", 0.0, MAX_MS, lo_open=True, error=SearchError)
+        schema.number(rec.get("predicted_ms"), f"{where}.predicted_ms", MIN_MS, MAX_MS, error=SearchError)
     elif kind == "failed" and not isinstance(rec.get("reason", ""), str):
         raise SearchError(f"{where}.reason: must be a string")
     return rec

@@ -177,3 +177,24 @@ def test_rank_correlations_are_null_when_undefined():
     rep = error_report([1000.0, 1000.0, 1000.0], [900.0, 1000.0, 1100.0])
     assert rep["kendall_tau"] is None and rep["spearman"] is None and rep["max_abs_pct_error"] == pytest.approx(10.0)
     assert json.dumps(rep, allow_nan=False)
+
+
+def test_outputs_get_the_mode_a_plain_open_gives(run_cli, tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        code, _, err = run_cli("sample", "--table", str(TABLE), "--space", "tiny", "--n", "8",
+                               "--out", str(tmp_path / "p.npz"))
+    finally:
+        os.umask(mask)
+    assert code == 0, err
+    assert stat.S_IMODE((tmp_path / "p.npz").stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("args", [["predict", "gpunet-1", "--table", str(TABLE), "--gpu", ""],
+                                  ["build-table", "--space", "tiny", "--n", "1", "--ray", ""],
+                                  ["build-table", "--n", "1", "--sample-space", ""]])
+def test_an_empty_name_is_refused_not_ignored(run_cli, args):
+    one_line_error(*run_cli(*args)[::2], "empty value")

@@ -85,6 +85,14 @@ def path_value(text) -> Path:
     return Path(text)
 
 
+def text_value(text) -> str:
+    """A name option's value (--gpu, --ray): an empty one is refused by the parser rather than
+    read as "not given"."""
+    if not str(text).strip():
+        raise typer.BadParameter("empty value; give one or leave the option out")
+    return str(text)
+
+
 #: Largest count of networks any command draws (a Sobol pool of 2^24 networks is 5 GB).
 MAX_NETWORKS = 1 << 24
 SEED_MAX = 2**32 - 1
@@ -111,7 +119,8 @@ ProtocolOpt = Annotated[Optional[Protocol], typer.Option(
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     "--threads", min=1, max=1024, help="CPU threads (default 1: multi-threaded timings collapse when "
                                         "another process competes for a core).")]
-GpuOpt = Annotated[Optional[str], typer.Option("--gpu", help="Target GPU (a100, h100, ...); must be the one that measures.")]
+GpuOpt = Annotated[Optional[str], typer.Option("--gpu", help="Target GPU (a100, h100, ...); must be the one that measures.",
+                                                parser=text_value)]
 OptLevelOpt = Annotated[int, typer.Option("--opt-level", min=0, max=5, help="TensorRT builder optimisation level.")]
 WorkspaceOpt = Annotated[Optional[int], typer.Option(
     "--workspace-mb", min=1, max=1 << 20, help="TensorRT workspace limit in MiB.")]

@@ -12,13 +12,14 @@ from rich.table import Table as RichTable
 
 from latbench.cli import EXIT_SOME_FAILED, app
 from latbench.cli.options import (JsonOpt, MAX_NETWORKS, SearchMissing, SeedOpt, SpaceOpt, TableOpt, emit_json,
-                                  path_value)
+                                  path_value, text_value)
 from latbench.console import console
 from latbench.errors import LatbenchError
+from latbench.limits import MAX_MS
 from nas.propose import METHODS
 
 #: Latency groups are searched inside (0, MAX_GROUP_MS) ms: a day per forward pass is no group.
-MAX_GROUP_MS = 86_400_000.0
+MAX_GROUP_MS = MAX_MS
 #: Smallest group boundary, ms (a microsecond: no network runs faster, and a chart's axis must
 #: be able to show it), and the most boundaries --groups takes.
 MIN_GROUP_MS = 1e-3
@@ -132,7 +133,7 @@ def search_cmd(
     out: Annotated[Path, typer.Option(help="Output folder (results.jsonl, best.json, best.onnx).",
                                       parser=path_value)] = Path("search_out"),
     resume: Annotated[bool, typer.Option(help="Continue the search in --out.")] = False,
-    ray: Annotated[Optional[str], typer.Option(help="Run trials on Ray: auto or an address.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Run trials on Ray: auto or an address.", parser=text_value)] = None,
     missing: Annotated[SearchMissing, typer.Option(
         help="Blocks a trained network lacks: measure (on the table's device) or estimate.")] = SearchMissing.measure,
     top_k: Annotated[int, typer.Option(min=1, max=10_000, help="Trials listed at the end.")] = 5,

@@ -12,7 +12,8 @@ from rich.text import Text
 from latbench.cli import EXIT_SOME_FAILED, app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, BackendOpt, BatchOpt, CudnnOpt, Device, DeviceOpt,
                                   GpuOpt, JsonOpt, MeasureOptions, OptLevelOpt, PrecisionOpt, ProtocolOpt,
-                                  SeedOpt, SpaceOpt, ThreadsOpt, WorkspaceOpt, emit_json, resolve_measurer, path_value)
+                                  SeedOpt, SpaceOpt, ThreadsOpt, WorkspaceOpt, emit_json, resolve_measurer, path_value,
+                                  text_value)
 from latbench.console import console
 from latbench.errors import LatbenchError
 
@@ -69,13 +70,14 @@ def build_table_cmd(
         help="Table file (default tables/<device>-<backend>-<precision>-b<batch>.jsonl).", parser=path_value)] = None,
     retry_failed: Annotated[bool, typer.Option(help="Re-measure keys whose earlier attempt failed.")] = False,
     quick: Annotated[bool, typer.Option(help="Shorter timing (smoke runs; noisier).")] = False,
-    ray: Annotated[Optional[str], typer.Option(help="Shard keys over a Ray cluster: auto or an address.")] = None,
+    ray: Annotated[Optional[str], typer.Option(help="Shard keys over a Ray cluster: auto or an address.",
+                                               parser=text_value)] = None,
     opt_level: OptLevelOpt = 3,
     workspace_mb: WorkspaceOpt = None,
     cudnn_benchmark: CudnnOpt = False,
     json_out: JsonOpt = False,
     sample: Annotated[Optional[int], typer.Option("--sample", min=0, max=MAX_NETWORKS, hidden=True)] = None,
-    sample_space: Annotated[Optional[str], typer.Option("--sample-space", hidden=True)] = None,
+    sample_space: Annotated[Optional[str], typer.Option("--sample-space", hidden=True, parser=text_value)] = None,
 ):
     """Measure every block of a key set and store the rows in a latency table.
 

@@ -108,7 +108,7 @@ def save(fig: Figure, out: str | Path) -> list[Path]:
     """Write `fig` as OUT.png and OUT.svg (same stem), each atomically (latbench.files): a full
     disk or a kill leaves the old chart or the new one, never half of one; returns both paths."""
     stem = output_stem(out)
-    if stem.is_dir():
+    if stem == Path(out) and stem.is_dir():  # "--out plots" meant as a folder
         raise LatbenchError(f"{out}: is a folder; give a file name such as {stem / 'chart.png'}")
     paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
     for p in paths:
