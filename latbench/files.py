@@ -125,11 +125,12 @@ def _remove_stale(path: Path) -> None:
     between writing and renaming: SIGKILL leaves them, nothing else does)."""
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
         pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_alive(int(pid)):
             tmp.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process `pid` exists on this host (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock
@@ -95,22 +96,28 @@ class JsonLog:
             raise LogCorrupt(f"{where} is not a JSON object: the file is damaged or not a {self.what}")
         return obj
 
+    @contextmanager
+    def locked(self):
+        """Hold the log's lock (FILE.lock); a lock that cannot be taken is one LatbenchError line."""
+        try:
+            self.lock.acquire()
+        except OSError as err:
+            raise LatbenchError(f"{self.path}: cannot lock for writing ({err.strerror or err}); "
+                                "check the folder's permissions") from None
+        try:
+            yield
+        finally:
+            self.lock.release()
+
     def append(self, records: list[dict], *, locked: bool = False) -> None:
         """Append records; each is one line written by one system call. A failed write is undone
         and becomes one LatbenchError line."""
         if not records:
             return
         if not locked:
-            try:
-                self.lock.acquire()
-            except OSError as err:
-                raise LatbenchError(f"{self.path}: cannot lock for writing ({err.strerror or err}); "
-                                    "check the folder's permissions") from None
-            try:
+            with self.locked():
                 return self.append(records, locked=True)
-            finally:
-                self.lock.release()
-        lines = [(json.dumps(rec, separators=(",", ":"), allow_nan=False) + "\n").encode() for rec in records]
+        lines = [encode(rec) for rec in records]
         try:
             self._repair_tail()
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -158,6 +165,11 @@ class JsonLog:
                 f.truncate(end)
             f.flush()
             os.fsync(f.fileno())
+
+
+def encode(record: dict) -> bytes:
+    """One record as its line: compact strict JSON (no NaN) and the newline."""
+    return (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode()
 
 
 def _complete(line: bytes) -> bool:

@@ -11,7 +11,6 @@ This module imports neither torch nor TensorRT: tables are read anywhere.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from pathlib import Path
 
 from latbench import schema
@@ -20,9 +19,9 @@ from latbench.backends.base import PROTOCOLS
 from latbench.blocks import parse_key
 from latbench.calibration import check as check_calibration
 from latbench.errors import SpecError, TableError
-from latbench.files import check_output, write_text
+from latbench.files import check_output, write_bytes
 from latbench.harness import HarnessSettings
-from latbench.jsonlog import JsonLog, LogCorrupt
+from latbench.jsonlog import JsonLog, LogCorrupt, encode
 from latbench.limits import MAX_US, MIN_US
 from latbench.precision import PRECISIONS
 
@@ -241,12 +240,7 @@ class TableWriter:
         self.path = Path(path)
         self.log = JsonLog(self.path, "table")
         check_output(self.path, "table file")
-        try:
-            self.log.lock.acquire()
-        except OSError as err:
-            raise TableError(f"{self.path}: cannot lock the table ({err.strerror or err}); check the folder's "
-                             "permissions") from None
-        try:
+        with self.log.locked():
             numbered = self.log.read_numbered(from_start=True)
             records = [rec for _, rec in numbered]
             if not records:
@@ -263,8 +257,6 @@ class TableWriter:
                 if diff:
                     raise TableError(f"{self.path}: was measured with other settings ({'; '.join(diff)}); "
                                      "write to another --out or match them")
-        finally:
-            self.log.lock.release()
         self.rows = {r["key"]: r for r in records if r.get("type") == "row"}
 
     def done(self, include_failed: bool = True) -> set[str]:
@@ -279,7 +271,7 @@ class TableWriter:
 
     def add(self, row: dict) -> bool:
         """Append a row unless another writer already stored an ok row for its key."""
-        with self.log.lock:
+        with self.log.locked():
             self._refresh()
             if self.rows.get(row["key"], {}).get("status") == "ok":
                 return False
@@ -330,6 +322,5 @@ def merge_tables(a: str | Path, b: str | Path, out: str | Path) -> tuple[int, in
     both = len(set(ta.rows) & set(tb.rows))
     meta = ta.meta | {"merged_from": [str(a), str(b)], "created_at": now()}
     records = [meta] + list(rows.values()) + ([ta.calibration] if ta.calibration else [])
-    text = "".join(json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in records)
-    write_text(out, text)
+    write_bytes(out, b"".join(encode(r) for r in records))
     return len(rows), both

@@ -25,7 +25,7 @@ from latbench.predictor import Predictor
 from latbench.progress import Progress
 from latbench.provenance import backend_for_table
 from latbench.rows import failure_reason, measure_quietly, monitor_for, row_facts
-from latbench.table import Table, append_calibration, check_times, load_table, networks_path, now
+from latbench.table import STATUSES, Table, append_calibration, check_times, load_table, networks_path, now
 
 
 #: Fewer networks than this are compared, not fitted (leave-one-out needs a few to spare).
@@ -50,7 +50,7 @@ def read_networks(log: JsonLog) -> list[dict]:
     for line, rec in log.read_numbered(from_start=True):
         where = f"{log.path}: line {line}"
         schema.fields(rec, where, {"network_id": str, "status": str}, extra=True)
-        schema.choice(rec["status"], f"{where}: status", ("ok", "failed"))
+        schema.choice(rec["status"], f"{where}: status", STATUSES)
         if rec["status"] == "ok":
             check_times(rec, where, LatbenchError, optional_quantiles=True)
             schema.number(rec.get("cov"), f"{where}: cov", 0.0, 1000.0)

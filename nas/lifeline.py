@@ -21,6 +21,8 @@ import sys
 import threading
 import time
 
+from latbench.files import process_alive
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 #: Seconds between two looks at the driver.
 WATCH_INTERVAL_S = 1.0
@@ -76,13 +78,8 @@ def _die() -> None:
 
 
 def _alive(pid: int, start) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return start is None or _start_time(pid) in (None, start)
+    """Whether the process `pid` that started at `start` (pids are reused) still runs."""
+    return process_alive(pid) and (start is None or _start_time(pid) in (None, start))
 
 
 def _start_time(pid: int) -> int | None:

@@ -35,11 +35,10 @@ def chart_file(out: Optional[Path], default: str, inputs: dict) -> Path:
     """The chart's path (PNG and SVG are written beside each other), refused when it is not
     writable or when one of its two files is one of the chart's `inputs` ({option: path})."""
     from latbench.files import check_distinct, check_output
-    from latbench.plots.common import output_stem
+    from latbench.plots.common import chart_paths
 
     out = check_output(out or OUT_DIR / default, "chart file")
-    stem = output_stem(out)
-    check_distinct({**inputs, "--out": [stem.with_name(stem.name + ext) for ext in (".png", ".svg")]})
+    check_distinct({**inputs, "--out": chart_paths(out)})
     return out
 
 

@@ -153,11 +153,10 @@ def validate_cmd(
     report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
     outputs = {"--table's files": table_files(table), "--report": report}
     if plot:
-        from latbench.plots.common import output_stem  # matplotlib: only when a chart is asked for
+        from latbench.plots.common import chart_paths  # matplotlib: only when a chart is asked for
 
         check_output(plot, "chart file")
-        chart = output_stem(plot)
-        outputs |= {"--plot": chart.with_name(chart.name + ".png"), "--plot's SVG": chart.with_name(chart.name + ".svg")}
+        outputs["--plot"] = chart_paths(plot)
     check_distinct(outputs)
     sp = load_space(space)
     nets = (sample_archs(sp, n, seed) if n else []) + [load_arch(a, sp) for a in archs]

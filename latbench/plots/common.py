@@ -104,13 +104,18 @@ def output_stem(out: str | Path) -> Path:
     return out
 
 
+def chart_paths(out: str | Path) -> list[Path]:
+    """The two files a chart named `out` is written to: OUT.png, then OUT.svg (same stem)."""
+    stem = output_stem(out)
+    return [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
+
+
 def save(fig: Figure, out: str | Path) -> list[Path]:
     """Write `fig` as OUT.png and OUT.svg (same stem), each atomically (latbench.files): a full
     disk or a kill leaves the old chart or the new one, never half of one; returns both paths."""
-    stem = output_stem(out)
-    if stem == Path(out) and stem.is_dir():  # "--out plots" meant as a folder
-        raise LatbenchError(f"{out}: is a folder; give a file name such as {stem / 'chart.png'}")
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
+    if output_stem(out) == Path(out) and Path(out).is_dir():  # "--out plots" meant as a folder
+        raise LatbenchError(f"{out}: is a folder; give a file name such as {Path(out) / 'chart.png'}")
+    paths = chart_paths(out)
     for p in paths:
         check_output(p, "chart file")
     with atomic_path(paths[0]) as tmp:
