@@ -147,6 +147,14 @@ def read_json(path: str | Path, what: str, error=LatbenchError, limit: int = MAX
     return loads(read_bytes(path, what, error, limit), str(path), what, error)
 
 
+def read_object(path: str | Path, what: str, error=LatbenchError, limit: int = MAX_JSON_BYTES) -> dict:
+    """A file that holds one JSON object (a report, a session record), read as `read_json` reads."""
+    obj = read_json(path, what, error, limit)
+    if not isinstance(obj, dict):
+        raise error(f"{path}: expected a JSON object ({what}), found {type(obj).__name__}")
+    return obj
+
+
 # -- typed fields ------------------------------------------------------------------------------------
 def _show(value) -> str:
     try:

@@ -209,6 +209,22 @@ def check_row(rec: dict, where: str) -> dict:
     return rec
 
 
+def check_records(path: Path, records: list[tuple[int, dict]]) -> tuple[dict, dict, dict | None]:
+    """A table's (line, record) pairs checked one by one, as every reader and writer checks them:
+    (metadata, rows by key, last calibration or None); TableError naming the first bad line."""
+    meta, rows, calibration = check_meta(records[0][1], f"{path}: metadata"), {}, None
+    for line, rec in records[1:]:
+        kind = rec.get("type")
+        if kind == "row":
+            rec = check_row(rec, f"{path}: line {line}")
+            rows[rec["key"]] = rec
+        elif kind == "calibration":
+            calibration = check_calibration(rec, f"{path}: line {line} (calibration)", TableError)
+        elif kind != "meta":
+            raise TableError(f"{path}: line {line}: unknown record type {str(kind)[:40]!r}")
+    return meta, rows, calibration
+
+
 def load_table(path: str | Path) -> Table:
     """Read a table file; TableError when it is missing, empty, damaged, or holds a field outside
     what the format allows (every record is checked: metadata, rows, calibrations)."""
@@ -220,16 +236,7 @@ def load_table(path: str | Path) -> Table:
         raise TableError(str(err)) from None
     if not records:
         raise TableError(f"{path}: empty: not a latbench table (build one with `latbench build-table`)")
-    meta, rows, calibration = check_meta(records[0][1], f"{path}: metadata"), {}, None
-    for line, rec in records[1:]:
-        kind = rec.get("type")
-        if kind == "row":
-            rec = check_row(rec, f"{path}: line {line}")
-            rows[rec["key"]] = rec
-        elif kind == "calibration":
-            calibration = check_calibration(rec, f"{path}: line {line} (calibration)", TableError)
-        elif kind != "meta":
-            raise TableError(f"{path}: line {line}: unknown record type {str(kind)[:40]!r}")
+    meta, rows, calibration = check_records(path, records)
     return Table(path, meta, rows, calibration)
 
 
@@ -242,22 +249,17 @@ class TableWriter:
         check_output(self.path, "table file")
         with self.log.locked():
             numbered = self.log.read_numbered(from_start=True)
-            records = [rec for _, rec in numbered]
-            if not records:
+            if not numbered:
                 self.meta = {"type": "meta", "format": FORMAT, "created_at": now(), "units": UNITS} | meta
                 self.log.append([self.meta], locked=True)
                 self.log.read_new()
-                records = []
-            else:
-                self.meta = check_meta(records[0], f"{self.path}: metadata")
-                for line, rec in numbered[1:]:
-                    if rec.get("type") == "row":
-                        check_row(rec, f"{self.path}: line {line}")
+                self.rows = {}
+            else:  # checked as load_table checks it: never append to a table no reader would take
+                self.meta, self.rows, _ = check_records(self.path, numbered)
                 diff = identity_diff(self.meta, meta)
                 if diff:
                     raise TableError(f"{self.path}: was measured with other settings ({'; '.join(diff)}); "
                                      "write to another --out or match them")
-        self.rows = {r["key"]: r for r in records if r.get("type") == "row"}
 
     def done(self, include_failed: bool = True) -> set[str]:
         """Keys with a recorded row (failed ones too unless `include_failed` is False)."""

@@ -198,3 +198,34 @@ def test_outputs_get_the_mode_a_plain_open_gives(run_cli, tmp_path):
                                   ["build-table", "--n", "1", "--sample-space", ""]])
 def test_an_empty_name_is_refused_not_ignored(run_cli, args):
     one_line_error(*run_cli(*args)[::2], "empty value")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["search", "--table", str(TABLE), "--latency-max", "nan"], "nan is not a finite number; give one from 0 to"),
+    (["search", "--table", str(TABLE), "--latency-max", "1", "--latency-min", "-inf"], "-inf is not a finite"),
+    (["search", "--table", str(TABLE), "--latency-max", "1", "--width-mult", "NaN"], "NaN is not a finite"),
+    (["search", "--table", str(TABLE), "--latency-max", "1", "--train-fraction", "2"], "2 is out of range; give 0 to 1"),
+    (["validate", "--table", str(TABLE), "--time-limit", "inf"], "inf is not a finite number"),
+    (["session", "run", "--budget", "nan"], "nan is not a finite number; give one from 10 to 3600"),
+    (["search", "--table", str(TABLE), "--latency-max", "fast"], "'fast' is not a number"),
+])
+def test_a_float_option_names_what_is_wrong_with_it(run_cli, args, fragment):
+    """NaN passes every comparison: typer's own range check let it through to a message naming the
+    wrong bound ("should be <= 86400000")."""
+    one_line_error(*run_cli(*args)[::2], fragment)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ({"type": "calibration", "coef": "x"}, "(calibration)"),
+    ({"type": "bogus"}, "unknown record type 'bogus'"),
+])
+def test_build_table_never_appends_to_a_table_no_reader_takes(run_cli, tmp_path, extra, fragment):
+    """build-table checks an existing table's every record as load_table does (it checked the
+    metadata and rows only, and appended to tables that every reader then refused)."""
+    table = table_copy(tmp_path)
+    with table.open("a") as f:
+        f.write(json.dumps(extra) + "\n")
+    before = table.read_bytes()
+    code, _, err = run_cli("build-table", "--space", "tiny", "--n", "1", "--out", str(table))
+    one_line_error(code, err, fragment)
+    assert table.read_bytes() == before

@@ -17,6 +17,7 @@ with exit code 2 and the allowed values. Old spellings stay as hidden aliases fo
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -91,6 +92,27 @@ def text_value(text) -> str:
     if not str(text).strip():
         raise typer.BadParameter("empty value; give one or leave the option out")
     return str(text)
+
+
+def number_value(low: float, high: float):
+    """A float option's parser: a finite number in [low, high]. Typer's own range check lets
+    "nan" through every comparison and then names the wrong bound ("should be <= high"), so float
+    options are parsed here. Defaults arrive as numbers already."""
+
+    bounds = f"{low:.10g} to {high:.10g}"
+
+    def parse(text) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{text!r} is not a number; give one from {bounds}") from None
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"{text} is not a finite number; give one from {bounds}")
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value:.10g} is out of range; give {bounds}")
+        return value
+
+    return parse
 
 
 #: Largest count of networks any command draws (a Sobol pool of 2^24 networks is 5 GB).

@@ -12,7 +12,8 @@ from rich.text import Text
 
 from latbench.cli import app
 from latbench.cli.options import (MAX_NETWORKS, ArchsOpt, GpuOpt, JsonOpt, MaybeTableOpt, Missing, MissingOpt,
-                                  Precision, PrecisionOpt, SeedOpt, SpaceOpt, TableOpt, emit_json, path_value)
+                                  Precision, PrecisionOpt, SeedOpt, SpaceOpt, TableOpt, emit_json, number_value,
+                                  path_value)
 from latbench.console import console
 from latbench.errors import LatbenchError, MissingKeysError
 
@@ -137,7 +138,7 @@ def validate_cmd(
                                                  parser=path_value)] = None,
     store: Annotated[bool, typer.Option(help="Store the fitted calibration with the table.")] = True,
     time_limit: Annotated[Optional[float], typer.Option(
-        "--time-limit", min=1, max=30 * 86400, help="Seconds: validate as many networks as fit (keys network by "
+        "--time-limit", parser=number_value(1, 30 * 86400), metavar="S", help="Seconds: validate as many networks as fit (keys network by "
                                                     "network, then end to end).")] = None,
     json_out: JsonOpt = False,
 ):

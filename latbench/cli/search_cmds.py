@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from latbench.cli import EXIT_SOME_FAILED, app
 from latbench.cli.options import (JsonOpt, MAX_NETWORKS, SearchMissing, SeedOpt, SpaceOpt, TableOpt, emit_json,
-                                  path_value, text_value)
+                                  number_value, path_value, text_value)
 from latbench.console import console
 from latbench.errors import LatbenchError
 from latbench.limits import MAX_MS
@@ -112,17 +112,20 @@ def sample_cmd(
 @app.command("search")
 def search_cmd(
     table: TableOpt,
-    latency_max: Annotated[float, typer.Option(min=0, max=MAX_GROUP_MS,
+    latency_max: Annotated[float, typer.Option(parser=number_value(0, MAX_GROUP_MS), metavar="MS",
                                                help="Upper end of the latency group, ms (exclusive).")],
-    latency_min: Annotated[float, typer.Option(min=0, max=MAX_GROUP_MS, help="Lower end of the latency group, ms.")] = 0.0,
+    latency_min: Annotated[float, typer.Option(parser=number_value(0, MAX_GROUP_MS), metavar="MS",
+                                               help="Lower end of the latency group, ms.")] = 0.0,
     budget: Annotated[int, typer.Option(min=1, max=100_000, help="Trials to train.")] = 64,
     parallel: Annotated[Optional[int], typer.Option(min=1, max=1024, help="Trials at once (default: one per GPU, else 1).")] = None,
     method: Annotated[Method, typer.Option(help="Proposal method.")] = Method(METHODS[0]),
     data: Annotated[str, typer.Option(help="digits | imagefolder:PATH | cifar10:PATH.")] = "digits",
     epochs: Annotated[int, typer.Option(min=1, max=10_000, help="Training epochs per trial.")] = 2,
     proxy_resolution: Annotated[Optional[int], typer.Option(min=8, max=8192, help="Training resolution (default per dataset).")] = None,
-    width_mult: Annotated[float, typer.Option(min=0.01, max=16, help="Channel multiplier for training.")] = 1.0,
-    train_fraction: Annotated[float, typer.Option(min=0, max=1, help="Share of the training split used.")] = 1.0,
+    width_mult: Annotated[float, typer.Option(parser=number_value(0.01, 16), metavar="X",
+                                              help="Channel multiplier for training (0.01-16).")] = 1.0,
+    train_fraction: Annotated[float, typer.Option(parser=number_value(0, 1), metavar="SHARE",
+                                                  help="Share of the training split used (0-1).")] = 1.0,
     optimizer: Annotated[Optimizer, typer.Option(help="Training optimiser.")] = Optimizer.sgd,
     seed: SeedOpt = 0,
     space: SpaceOpt = "gpunet",

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from latbench.cli import app
-from latbench.cli.options import JsonOpt, emit_json, path_value
+from latbench.cli.options import JsonOpt, emit_json, number_value, path_value
 
 session_app = typer.Typer(help="Run a GPU session, or ship what one brought back.", no_args_is_help=True)
 app.add_typer(session_app, name="session")
@@ -17,7 +17,7 @@ app.add_typer(session_app, name="session")
 
 @session_app.command("run")
 def run(out: Annotated[Path, typer.Option(help="Archive folder.", parser=path_value)] = Path("session_out"),
-        budget: Annotated[Optional[float], typer.Option(min=10, max=3600, help="Seconds for all steps "
+        budget: Annotated[Optional[float], typer.Option(parser=number_value(10, 3600), metavar="S", help="Seconds (10-3600) for all steps "
                                                         "(default 360 on a GPU, 75 in a rehearsal).")] = None,
         rehearse: Annotated[bool, typer.Option(help="The same steps on this CPU, tiny sizes.")] = False,
         work: Annotated[Optional[Path], typer.Option(help="Work folder (default: a fixed temp folder).",

@@ -59,9 +59,7 @@ def ship(archive: Path, repo: Path) -> list[Path]:
     if not (archive / "session.json").exists():
         raise LatbenchError(f"{archive}: not a session archive (no session.json)")
     _unzip(archive)
-    state = schema.read_json(archive / "session.json", "session record")
-    if not isinstance(state, dict):
-        raise LatbenchError(f"{archive / 'session.json'}: not a session record (a JSON object)")
+    state = schema.read_object(archive / "session.json", "session record")
     table_name = state.get("table")  # set once any step named the table
     if table_name is not None and (not isinstance(table_name, str) or not TABLE_NAME.fullmatch(table_name)):
         raise LatbenchError(f"{archive / 'session.json'}: table: {str(table_name)[:60]!r} is not a table file name")
@@ -88,9 +86,7 @@ def ship(archive: Path, repo: Path) -> list[Path]:
 
 def _validation_parts(path: Path) -> dict:
     """The reports of a session's validation.json that have networks to chart, each checked."""
-    parts = schema.read_json(path, "validation report")
-    if not isinstance(parts, dict):
-        raise LatbenchError(f"{path}: not a session's validation reports (a JSON object of reports)")
+    parts = schema.read_object(path, "session's validation reports")
     out = {}
     for part, rep in parts.items():
         if isinstance(rep, dict) and rep.get("rows"):

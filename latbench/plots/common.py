@@ -21,7 +21,6 @@ if "matplotlib.pyplot" not in sys.modules:
 from matplotlib.figure import Figure  # noqa: E402
 
 from latbench.errors import LatbenchError  # noqa: E402
-from latbench import resources  # noqa: E402
 from latbench.files import atomic_path, check_output  # noqa: E402
 from latbench.table import Table, load_table  # noqa: E402
 
@@ -83,15 +82,6 @@ def title(fig: Figure, what: str, provenance: str) -> None:
 
 def as_table(table: Table | str | Path) -> Table:
     return table if isinstance(table, Table) else load_table(table)
-
-
-def read_json(path: str | Path, what: str) -> dict:
-    """A JSON object from a file; LatbenchError naming the file when it is missing or malformed."""
-    p = Path(path)
-    obj = resources.read_json(p, what)
-    if not isinstance(obj, dict):
-        raise LatbenchError(f"{p}: expected a JSON object ({what})")
-    return obj
 
 
 def output_stem(out: str | Path) -> Path:

@@ -11,7 +11,7 @@ from latbench import schema
 from latbench.errors import LatbenchError
 from latbench.files import clean_json
 from latbench.limits import MAX_US, MIN_US
-from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, plain_text, read_json, save, title
+from latbench.plots.common import COLORS, Chart, grid_lines, new_figure, plain_text, save, title
 
 #: (report metric block, row field, marker, colour) of the plotted predictions; a report has the
 #: raw sum always, the stored calibration when the table had one, the refit when enough networks.
@@ -32,7 +32,7 @@ def validate(report: dict | str | Path, out: str | Path) -> Chart:
     Axes are logarithmic when the networks span more than a factor of ten."""
     source = "report" if isinstance(report, dict) else str(report)
     # In memory, an undefined statistic is NaN; in the file it is null: the chart reads both alike.
-    rep = clean_json(report) if isinstance(report, dict) else read_json(report, "validation report")
+    rep = clean_json(report) if isinstance(report, dict) else schema.read_object(report, "validation report")
     check_report(rep, source)
     rows = rep["rows"]
     series = [s for s in SERIES if rep.get(s[0]) and all(r.get(s[1]) is not None for r in rows)]
