@@ -16,7 +16,7 @@ from latbench.space import index_for
 SHIPPED = "tables/cpu-torch-fp32-b1.jsonl"
 
 
-@pytest.mark.parametrize("name, dims", [("ofa-mbv3", 51), ("fbnet", 22)])
+@pytest.mark.parametrize("name, dims", [("ofa-mbv3", 46), ("fbnet", 22)])
 def test_encodings_round_trip_and_the_index_reaches_exactly_the_decoded_keys(name, dims):
     space = load_space(name)
     X = sample(space, 128, seed=3)
@@ -39,6 +39,42 @@ def test_ofa_encodes_kernel_expansion_and_depth_per_block():
     assert {b.se for b in irbs} == {0, 2} and all(b.act == "hswish" for b in irbs[4:])
     deep = space.decode(space.upper)  # 224 px, kernel 7, expansion 6, depth 4
     assert sum(b.kind == "irb" for b in deep.blocks) == 20 and deep.resolution == 224
+
+
+def test_ofa_depth_is_one_position_per_unit_drawn_uniformly():
+    """Depth 2, 3, 4 keep a prefix of the unit's blocks and are drawn equally often (two present/
+    absent positions per unit drew depth 3 twice as often)."""
+    space = load_space("ofa-mbv3")
+    depth = space.dim_index("unit1.depth")
+    X = sample(space, 3000, seed=1)
+    counts = np.bincount(X[:, depth], minlength=3)
+    assert counts.min() > 900, counts
+    for d in range(3):
+        x = space.lower.copy()
+        x[depth] = d
+        x[space.dim_index("stage5.kernel")] = 2  # block 4's own kernel: present at depth 4 only
+        irbs = [b for b in space.decode(x).blocks if b.kind == "irb" and b.out_channels == 24]
+        assert len(irbs) == 2 + d and [b.kernel for b in irbs] == [3] * min(2 + d, 3) + [7] * (d == 2)
+        assert (space.encode(space.decode(x)) == x).all()
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda d: d["joint"][0]["choices"].append({"stage4.layers": 1}), "each set the same stage fields"),
+    (lambda d: d["joint"][1].update(choices=d["joint"][0]["choices"]), "stage4.layers is set by"),
+    (lambda d: [c.update({"stage99.layers": 0}) for c in d["joint"][0]["choices"]], "not a field of a stage"),
+    (lambda d: d["stages"][3].update(layers=[0, 1]), "set by the joint position 'unit1.depth'"),
+    (lambda d: d["joint"][0].update(name="stage2.kernel"), "the name of a stage field"),
+])
+def test_a_joint_position_is_checked_where_the_file_gives_it(tmp_path, edit, fragment):
+    from latbench.errors import SpaceError
+    from latbench.resources import config_dir
+
+    doc = json.loads((config_dir() / "ofa_mbv3_space.json").read_text())
+    edit(doc)
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SpaceError, match=fragment.replace("(", r"\(")):
+        load_space(path)
 
 
 def test_fbnet_encoding_is_hw_nas_benchs_list_of_block_indices():

@@ -98,7 +98,11 @@ class SpaceIndex:
         self._plans = []
         for i, st in enumerate(stages):
             own = self._own(st)
-            dims = list(dict.fromkeys(f.dim for _, _, f in own if f.dim >= 0))
+            lf = st.fields.get("layers")
+            # Layers a candidate or joint position sets are part of the stage's code, so that the
+            # stage is present exactly where the position says (a joint position is carried on).
+            set_layers = lf is not None and lf.part is not None
+            dims = list(dict.fromkeys([f.dim for _, _, f in own if f.dim >= 0] + ([lf.dim] if set_layers else [])))
             sizes = [sp.dims[d].size for d in dims]
             n_own = int(np.prod(sizes)) if dims else 1
             combos = np.array(list(itertools.product(*map(range, sizes))), dtype=np.int64).reshape(n_own, len(dims))
@@ -121,34 +125,37 @@ class SpaceIndex:
             ok &= h_out >= 1  # an input too small for the kernel makes no network
             stem = st.name == "head"
             role = "head" if stem else "first"
-            lf = st.fields.get("layers")
-            present = ok.copy()
-            if lf is not None and lf.part:  # a candidate of no layers (skip) places no block
-                present &= self._choices("layers", lf)[pick[lf.dim]] > 0
-            self._add(st, role, st.stride, own, S * n_own, base[present], H[present], C[present],
-                      [j[present] for j in idx])
+            layers = (1,) if stem else self._layers(st)
+            # Per row: may the stage hold 1, 2+ or 0 blocks (all that its layers allow, or the one
+            # count its position chose: a skip candidate, a joint depth that leaves it out).
+            if set_layers:
+                count = self._choices("layers", lf)[pick[lf.dim]]
+                some, more, none = ok & (count > 0), ok & (count >= 2), ok & (count == 0)
+            else:
+                never = np.zeros_like(ok)
+                some, more = (ok if max(layers) >= 1 else never), (ok if max(layers) >= 2 else never)
+                none = ok if min(layers) == 0 else never
+            self._add(st, role, st.stride, own, S * n_own, base[some], H[some], C[some], [j[some] for j in idx])
             carried = {f"p{d}": v[sid] for d, v in ((int(c[1:]), state[c]) for c in state if c[0] == "p")
                        if d in later[i]}
             carried |= {f"p{d}": pick[d] for d in dims if d in later[i]}
-            layers = (1,) if stem else self._layers(st)
             if not stem and max(layers) >= 2:
-                self._add(st, "rest", 1, own, S * n_own, base[ok], h_out[ok], val["filters"][ok],
-                          [j[ok] for j in idx])
-            branches = [(True, h_out, val["filters"])] if max(layers) >= 1 else []
-            if min(layers) == 0:
-                branches.append((False, H, C))
-            nxt = {"H": np.concatenate([b[1][ok] for b in branches]),
-                   "C": np.concatenate([b[2][ok] for b in branches])}
-            nxt |= {c: np.concatenate([v[ok] for _ in branches]) for c, v in carried.items()}
+                self._add(st, "rest", 1, own, S * n_own, base[more], h_out[more], val["filters"][more],
+                          [j[more] for j in idx])
+            branches = [(True, h_out, val["filters"], some), (False, H, C, none)]
+            branches = [b for b in branches if b[3].any()]
+            nxt = {"H": np.concatenate([b[1][b[3]] for b in branches]),
+                   "C": np.concatenate([b[2][b[3]] for b in branches])}
+            nxt |= {c: np.concatenate([v[b[3]] for b in branches]) for c, v in carried.items()}
             names = list(nxt)
             table, inverse = np.unique(np.stack([nxt[k] for k in names], axis=1), axis=0, return_inverse=True)
             # next[base * 2 + nonempty] -> next state id (-1 where unreachable)
             nxt_id = np.full(S * n_own * 2, -1, dtype=np.int64)
             pos = 0
-            for nonempty, _, _ in branches:
-                nxt_id[base[ok] * 2 + int(nonempty)] = inverse.reshape(-1)[pos:pos + int(ok.sum())]
-                pos += int(ok.sum())
-            if len(branches) == 1:  # a stage that is never (or always) empty: both flags agree
+            for nonempty, _, _, rows in branches:
+                nxt_id[base[rows] * 2 + int(nonempty)] = inverse.reshape(-1)[pos:pos + int(rows.sum())]
+                pos += int(rows.sum())
+            if not set_layers and len(branches) == 1:  # never (or always) empty: both flags agree
                 other = 1 - int(branches[0][0])
                 nxt_id[base[ok] * 2 + other] = nxt_id[base[ok] * 2 + 1 - other]
             self._plans.append((st, dims, sizes, n_own, nxt_id))

@@ -8,6 +8,11 @@ also fixes its "block" and "stride". Its "encoding" names the order of the searc
 position i of an encoded network holds the index into that field's choices, so every position
 runs 0 .. n_i - 1.
 
+A top-level "joint" list names positions that set fields of several stages at once, each
+{"name": NAME, "choices": [{"stageN.field": value, ...}, ...]}: Once-for-All's depth is one
+position per unit whose choices set the "layers" of its optional blocks together (depth 2, 3, 4
+keep a prefix of the unit's blocks), so each depth is drawn as often as the others.
+
 For the GPUNet space this gives the 41-integer layout of gpunet.md: position 0 resolution,
 1-4 [head filters, kernel, activation, stage-1 layers], 5-40 six per stage 2..7
 [filters, kernel, expansion, SE, activation, layers].
@@ -167,42 +172,47 @@ class SearchSpace:
             want = ", ".join(str(s.stage) for s in self.stages)
             raise SpaceError(f"{label}: stage {extra[0]} is not in the {self.name} space (stages {want})")
         vector: list[int | None] = [None] * self.n_dims
+        narrowed: dict[int, list[int]] = {}  # candidate or joint position -> choices that still agree
         self._put(vector, self.resolution, st.resolution, f"{label}: resolution")
         self._put(vector, Field(value=self.in_channels), st.in_channels, f"{label}: in_channels")
-        self._put_stage(vector, self.head, st.head, f"{label}: head")
+        self._put_stage(vector, self.head, st.head, f"{label}: head", narrowed)
         for want in self.stages:
             where = f"{label}: stage{want.stage}"
             have = have_stages.get(want.stage)
             if have is None:  # an absent stage is an empty one; its other fields are free
-                self._put_stage(vector, want, None, where, 0)
+                self._put_stage(vector, want, None, where, narrowed, 0)
                 continue
-            self._put_stage(vector, want, have.block, where, have.layers)
+            self._put_stage(vector, want, have.block, where, narrowed, have.layers)
         for k, name in (("kind", "block"), ("out_channels", "filters"), ("classes", "classes"), ("act", "act")):
             self._put(vector, Field(value=getattr(self.tail, k)), getattr(st.tail, k), f"{label}: tail.{name}")
         # Positions nothing in the network determines (fields of an absent stage) encode as 0.
         return np.array([0 if v is None else v for v in vector], dtype=np.int64)
 
     def _put_stage(self, vector: list, want: SpaceStage, have: BlockArgs | None, where: str,
-                   layers: int | None = None) -> None:
+                   narrowed: dict, layers: int | None = None) -> None:
         """Put a stage's values (`have` None: an absent stage, only its layers count)."""
         values = {"layers": layers} if have is None else \
             {k: getattr(have, ARG_OF[k]) for k in want.fields if k != "layers"} | {"layers": layers}
         if have is not None:
             self._put(vector, Field(value=want.stride), have.stride, f"{where}.stride")
-        parts = {k: f for k, f in want.fields.items() if f.part}
-        if parts:  # a candidate position: the candidate whose parts all agree
-            dim_index = next(iter(parts.values())).dim
-            self._put_candidate(vector, dim_index, {k: values[k] for k in parts if k in values}, where)
+        for dim in dict.fromkeys(f.dim for f in want.fields.values() if f.part):
+            given = {f.part: values[k] for k, f in want.fields.items() if f.part and f.dim == dim and k in values}
+            self._put_choice(vector, dim, given, where, narrowed)
         for k, f in want.fields.items():
             if not f.part and k in values and values[k] is not None:
                 self._put(vector, f, values[k], f"{where}.{k}")
 
-    def _put_candidate(self, vector: list, dim_index: int, values: dict, where: str) -> None:
+    def _put_choice(self, vector: list, dim_index: int, values: dict, where: str, narrowed: dict) -> None:
+        """Narrow a candidate or joint position to the choices whose parts agree with `values`
+        (a joint position is narrowed once per stage it sets); the first that is left is taken."""
         dim = self.dims[dim_index]
-        matches = [i for i, c in enumerate(dim.choices) if all(c[k] == v for k, v in values.items())]
+        before = narrowed.get(dim_index, range(dim.size))
+        matches = [i for i in before if all(dim.choices[i][k] == v for k, v in values.items())]
         if not matches:
-            shown = ", ".join(f"{k} {v}" for k, v in values.items())
-            raise SpaceError(f"{where}: no candidate of the {self.name} space has {shown}")
+            shown = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in values.items())
+            also = " together with the stages it set before" if dim_index in narrowed else ""
+            raise SpaceError(f"{where}: no choice of {dim.name} in the {self.name} space has {shown}{also}")
+        narrowed[dim_index] = matches
         vector[dim_index] = matches[0]
 
     def _put(self, vector: list, field: Field, value, where: str) -> None:
@@ -336,7 +346,8 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
     """
     top = schema.fields(obj, source, {"name": str, "resolution": object, "head": dict, "stages": list,
                                       "tail": dict, "encoding": list},
-                        {"description": (str, ""), "in_channels": (int, 3), "source": (str, "")}, error=SpaceError)
+                        {"description": (str, ""), "in_channels": (int, 3), "source": (str, ""), "joint": (list, [])},
+                        error=SpaceError)
     if not top["name"].strip() or len(top["name"]) > NAME_CHARS or "\n" in top["name"]:
         raise SpaceError(f"{source}: name: a short name of one line (at most {NAME_CHARS} characters)")
     schema.number(top["in_channels"], f"{source}: in_channels", 1, 1 << 16, integer=True, error=SpaceError)
@@ -364,9 +375,10 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
             raise SpaceError(f"{where}: missing field 'block'")
         stage_objs.append((f"stage{st['stage']}", where, st, "body"))
 
+    joints = _joints(top["joint"], source, {name for name, _, _, role in stage_objs if role == "body"})
     raw_fields: dict[str, object] = {"resolution": top["resolution"]}
-    parts: dict[str, tuple[str, str]] = {}  # field name -> (candidate position, part)
-    positions: set[str] = set()  # the candidate positions
+    parts: dict[str, tuple[str, str]] = {}  # field name -> (candidate or joint position, part)
+    positions: set[str] = set()  # the candidate and joint positions
     for name, where, s, role in stage_objs:
         with_layers = role == "body"
         cands = _candidates(s.get("candidates"), where, role)
@@ -379,8 +391,12 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
                              f"(fields: {', '.join(sorted(allowed))})")
         schema.number(s.get("stride", 1), f"{where}.stride", 1, 2, integer=True, error=SpaceError)
         # A candidate stage is one layer unless a candidate says otherwise (FBNet's skip sets 0).
-        if with_layers and "layers" not in s and cands is None:
+        if with_layers and "layers" not in s and cands is None and f"{name}.layers" not in joints.fields:
             raise SpaceError(f"{where}: missing field 'layers'")
+        for k in fields:
+            if f"{name}.{k}" in joints.fields and (k in s or any(k in c for c in cands or ())):
+                raise SpaceError(f"{where}.{k}: set by the joint position {joints.fields[f'{name}.{k}']!r}; "
+                                 "leave it out of the stage")
         base = {k: s.get(k, _default(k)) for k in fields}
         if base["block"] is None:  # a candidate without a kind takes the first kind the candidates name
             base["block"] = kinds[0]
@@ -391,6 +407,15 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
             for k in sorted({k for c in cands for k in c}):
                 parts[f"{name}.{k}"] = (position, k)
         raw_fields |= {f"{name}.{k}": v for k, v in base.items()}
+    for field_name, position in joints.fields.items():
+        if field_name not in raw_fields:
+            raise SpaceError(f"{source}: joint {position!r}: no stage field {field_name!r}")
+        parts[field_name] = (position, field_name)
+    for position, choices in joints.choices.items():
+        if position in raw_fields:
+            raise SpaceError(f"{source}: joint {position!r}: the name of a stage field; name the position otherwise")
+        raw_fields[position] = choices
+        positions.add(position)
     searched = {name for name, raw in raw_fields.items()
                 if name not in parts and len(_choices(raw, f"{source}: {name}", name in positions) or ()) > 1}
     if set(order) != searched:
@@ -457,7 +482,8 @@ def _check_stage(s: SpaceStage, dims: list[Dim], where: str) -> None:
             trials += [(f"{where}.{name}: choice {json.dumps(v)}", {name: v}) for v in values(f)]
     for dim in sorted({f.dim for f in s.fields.values() if f.part}):
         own = [k for k, f in s.fields.items() if f.part and f.dim == dim]
-        trials += [(f"{where}.candidates[{i}]", {k: c[k] for k in own}) for i, c in enumerate(dims[dim].choices)]
+        label = f"{where}.candidates" if dims[dim].name.endswith(".candidate") else f"{where}: {dims[dim].name}"
+        trials += [(f"{label}[{i}]", {k: c[s.fields[k].part] for k in own}) for i, c in enumerate(dims[dim].choices)]
     for label, change in trials:
         values_now = first | change
         schema.number(values_now.get("layers", 1), f"{label}: layers", 0, MAX_LAYERS, integer=True, error=SpaceError)
@@ -465,6 +491,40 @@ def _check_stage(s: SpaceStage, dims: list[Dim], where: str) -> None:
             block_args(values_now | {"stride": s.stride})
         except SpecError as err:
             raise SpaceError(f"{label}: {err}") from None
+
+
+@dataclass(frozen=True)
+class _Joints:
+    """A space file's joint positions: choices by position name, and the position of each field
+    they set."""
+
+    choices: dict  # position -> list of {field: value}
+    fields: dict  # "stageN.field" -> position
+
+
+def _joints(raw: list, source: str, body_stages: set[str]) -> _Joints:
+    """The "joint" list of a space file, checked: each position names the same fields of body
+    stages in every choice, and no field belongs to two positions."""
+    choices, fields = {}, {}
+    for i, j in enumerate(raw):
+        where = f"{source}: joint[{i}]"
+        j = schema.fields(j, where, {"name": str, "choices": list}, error=SpaceError)
+        name = j["name"]
+        if not name.strip() or name in choices or len(name) > NAME_CHARS:
+            raise SpaceError(f"{where}.name: a short name no other joint position has")
+        options = _choices(j["choices"], f"{where}.choices", objects=True)
+        if not all(isinstance(c, dict) and c for c in options) or len({tuple(sorted(c)) for c in options}) != 1:
+            raise SpaceError(f"{where}.choices: objects that each set the same stage fields")
+        for field_name in options[0]:
+            stage, _, k = field_name.partition(".")
+            if stage not in body_stages or k not in CANDIDATE_FIELDS or k == "block":
+                raise SpaceError(f"{where}: {field_name[:60]!r} is not a field of a stage "
+                                 f"(stageN.{'/'.join(f for f in CANDIDATE_FIELDS if f != 'block')})")
+            if field_name in fields:
+                raise SpaceError(f"{where}: {field_name} is set by {fields[field_name]!r} already")
+            fields[field_name] = name
+        choices[name] = list(options)
+    return _Joints(choices, fields)
 
 
 def _layer_values(dim: Dim, f: Field) -> list:
