@@ -192,6 +192,11 @@ class Executable(ABC):
     def launcher(self, unroll: int) -> Callable[[], None]:
         """A callable that runs the prepared target `unroll` times."""
 
+    def fixed_s(self, unroll: int) -> float:
+        """Seconds of each `launcher(unroll)` call that are not the target's own (a cache scrub
+        between cycles through cold copies); the harness subtracts them from every sample."""
+        return 0.0
+
     def release(self) -> None:
         """Free what `prepare` allocated."""
 
@@ -236,7 +241,8 @@ def measure(exe: Executable, settings: HarnessSettings, monitor=None) -> tuple[M
     before = monitor.snapshot() if monitor else {}
     best = None
     for attempt in range(1, settings.max_attempts + 1):
-        samples = [s / unroll for s in timer.time(run, n)]
+        fixed = exe.fixed_s(unroll) if hasattr(exe, "fixed_s") else 0.0
+        samples = [(s - fixed) / unroll for s in timer.time(run, n)]
         m = Measurement.from_samples(samples, unroll, attempt, 0.0)
         if best is None or m.cov < best.cov:
             best = m

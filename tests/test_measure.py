@@ -7,7 +7,7 @@ import platform
 import pytest
 
 from latbench import backends
-from latbench.backends.base import BackendConfig, copies_needed
+from latbench.backends.base import COLD_FACTOR, BackendConfig, copies_needed, scrub_bytes
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings, measure
 from latbench.spec import parse_key
@@ -68,6 +68,13 @@ def test_cold_protocol_cycles_weight_copies():
     assert kw == 64 and ki == 1
     kw, ki = copies_needed("cold", 1 << 20, 1 << 20, 32 << 20, 1 << 30)
     assert kw == ki == 32
+    # Copies capped below COLD_FACTOR x the cache need a scrub of that size between cycles.
+    l2 = 60 << 20
+    kw, _ = copies_needed("weights-cold", 4 << 10, 1 << 10, l2, 1 << 30)
+    assert kw == 512 and scrub_bytes("weights-cold", kw * (4 << 10), l2) == COLD_FACTOR * l2
+    kw, _ = copies_needed("weights-cold", 1 << 20, 1 << 10, l2, 1 << 30)
+    assert scrub_bytes("weights-cold", kw * (1 << 20), l2) == 0
+    assert scrub_bytes("warm", 1, l2) == 0
     be = backends.create("torch", BackendConfig(device="cpu", protocol="weights-cold", threads=1))
     with be.prepare(BLOCK) as exe:
         assert exe.info["copies"] > 1

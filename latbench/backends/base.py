@@ -12,6 +12,11 @@ timed, which is what makes a sum of blocks match a whole network (measurement.md
   last-level cache, with one input (as inside a network: the input was just written by the
   producer, the weights were not touched since the last inference);
 * ``cold``: distinct weight and input copies.
+
+The copies are capped (MAX_COPIES, and the memory cap): a block whose capped copies hold less
+than COLD_FACTOR x the cache would replay some of them from cache. There a backend that can
+(torch on CUDA) reads a scrub buffer of COLD_FACTOR x the cache once per cycle through the copies
+and subtracts the scrub's own time, measured alone (`scrub_bytes`).
 """
 
 from __future__ import annotations
@@ -134,15 +139,29 @@ class BackendUnavailableError(LatbenchError):
         super().__init__(f"backend {name} cannot run on {device} here: {reason}")
 
 
+def copy_bytes(protocol: str, weight_bytes: int, input_bytes: int) -> int:
+    """Bytes of one copy a cold protocol cycles through: the weights, and the input for `cold`."""
+    return weight_bytes + (input_bytes if protocol == "cold" else 0)
+
+
 def copies_needed(protocol: str, weight_bytes: int, input_bytes: int, cache_bytes: int,
                   memory_cap_bytes: int) -> tuple[int, int]:
     """(weight copies, input copies) a protocol needs to keep caches cold, within a memory cap."""
     if protocol == "warm" or cache_bytes <= 0:
         return 1, 1
-    per_copy = weight_bytes + (input_bytes if protocol == "cold" else 0)
+    per_copy = copy_bytes(protocol, weight_bytes, input_bytes)
     k = math.ceil(COLD_FACTOR * cache_bytes / max(per_copy, 1))
     k = max(1, min(k, MAX_COPIES, memory_cap_bytes // max(per_copy, 1)))
     return k, (k if protocol == "cold" else 1)
+
+
+def scrub_bytes(protocol: str, distinct_bytes: int, cache_bytes: int) -> int:
+    """Bytes to read once per cycle through the copies so that none of them is still cached when
+    it comes round again: COLD_FACTOR x the cache when the `distinct_bytes` the copies hold are
+    fewer (their count was capped), else 0 (and 0 for `warm`)."""
+    if protocol == "warm" or cache_bytes <= 0 or distinct_bytes >= COLD_FACTOR * cache_bytes:
+        return 0
+    return COLD_FACTOR * cache_bytes
 
 
 def target_bytes(target: BlockSpec | Arch, precision: str, batch: int) -> tuple[int, int]:

@@ -4,7 +4,10 @@ On the GPU a launcher is one CUDA graph that replays the block `unroll` times, s
 times GPU work, not Python launches: eager PyTorch at batch 1 is launch-bound and 4-7x slower than
 the graph (measurement.md). The cold cache protocols cycle through K weight copies; on the GPU
 those live in one flat buffer (`WeightCopies`) instead of K deep copies of the module, so
-preparing a block costs one allocation and one copy kernel whatever K is.
+preparing a block costs one allocation and one copy kernel whatever K is. Where K is capped below
+what flushes the L2 (blocks under ~245 KB of weights on a 60 MiB L2), the graph also reads a
+scrub buffer of twice the L2 once per cycle (`Scrub`), and that read's own time, measured in a
+graph of scrubs alone, is subtracted (row columns `cold_bytes`, `scrub_bytes`, `scrub_us`).
 
 cuDNN chooses convolution kernels by its heuristics unless the table asks for autotuning
 (`options["cudnn_benchmark"]`, recorded in the table's identity): heuristics depend only on the
@@ -20,8 +23,8 @@ from typing import Callable
 
 from latbench import env
 from latbench.arch import Arch
-from latbench.backends.base import (Backend, BackendConfig, Executable, copies_needed,
-                                    target_bytes)
+from latbench.backends.base import (Backend, BackendConfig, Executable, copies_needed, copy_bytes,
+                                    scrub_bytes, target_bytes)
 from latbench.errors import LatbenchError
 from latbench.harness import CudaEventTimer, HostTimer
 from latbench.precision import torch_dtype
@@ -96,7 +99,12 @@ class TorchBackend(Backend):
                   for i in range(ki)]
         info = {"copies": kw, "input_copies": ki}
         if cfg.device == "cuda":
-            return CudaGraphExecutable(model, WeightCopies(model, kw), inputs, info)
+            distinct = kw * copy_bytes(cfg.protocol, wbytes, ibytes)
+            scrub = scrub_bytes(cfg.protocol, distinct, cache)
+            if cfg.protocol != "warm":
+                info |= {"cold_bytes": distinct, "scrub_bytes": scrub}
+            return CudaGraphExecutable(model, WeightCopies(model, kw), inputs, info,
+                                       Scrub.get(scrub) if scrub else None)
         return _EagerExecutable([model] + [copy.deepcopy(model) for _ in range(kw - 1)], inputs, info)
 
 
@@ -183,17 +191,51 @@ class _EagerExecutable(Executable):
         self.models = self.inputs = None
 
 
+class Scrub:
+    """A buffer of `nbytes` on the current CUDA device and a read of all of it (a sum into a
+    fixed scalar): run between cycles through cold copies, it leaves none of them in the L2.
+    A read, not a write: no dirty lines for the next block to write back. One buffer per size,
+    kept for the process (a key is prepared many times; the buffer is allocated once)."""
+
+    _made: dict = {}
+
+    def __init__(self, nbytes: int):
+        import torch
+
+        self.buffer = torch.rand(max(1, nbytes // 4), dtype=torch.float32, device="cuda")
+        self.sink = torch.zeros((), dtype=torch.float32, device="cuda")
+
+    @classmethod
+    def get(cls, nbytes: int) -> "Scrub":
+        import torch
+
+        key = (torch.cuda.current_device(), nbytes)
+        if key not in cls._made:
+            cls._made[key] = cls(nbytes)
+        return cls._made[key]
+
+    def __call__(self) -> None:
+        import torch
+
+        torch.sum(self.buffer, dim=0, out=self.sink)
+
+
+#: Scrubs per replay of the graph that times a scrub alone.
+SCRUB_REPS = 8
+
+
 class CudaGraphExecutable(Executable):
     """A block or network on CUDA; `launcher(unroll)` is a graph replaying it `unroll` times,
-    execution i with weight copy i mod K and input i mod (input copies). `outputs[unroll]` holds
+    execution i with weight copy i mod K and input i mod (input copies), and a `scrub` after each
+    cycle of K when one is given (its time, `scrub_s`, is then `fixed_s`). `outputs[unroll]` holds
     the result of the last execution of that graph's latest replay."""
 
     timer = CudaEventTimer()
 
-    def __init__(self, model, weights: WeightCopies, inputs, info):
+    def __init__(self, model, weights: WeightCopies, inputs, info, scrub: Scrub | None = None):
         import torch
 
-        self.model, self.weights, self.inputs, self.info = model, weights, inputs, info
+        self.model, self.weights, self.inputs, self.info, self.scrub = model, weights, inputs, info, scrub
         # A graph is fixed, so it must hold whole cycles through the copies.
         self.min_unroll = weights.copies
         self._graphs: dict[int, torch.cuda.CUDAGraph] = {}
@@ -205,8 +247,28 @@ class CudaGraphExecutable(Executable):
         with torch.cuda.stream(side), torch.inference_mode():
             for _ in range(2):
                 model(inputs[0])
+                if scrub is not None:
+                    scrub()
         torch.cuda.current_stream().wait_stream(side)
         torch.cuda.synchronize()
+        self.scrub_s = self._time_scrub() if scrub is not None else 0.0
+        if scrub is not None:
+            self.info["scrub_us"] = round(self.scrub_s * 1e6, 3)
+
+    def _time_scrub(self) -> float:
+        """Seconds of one scrub: the median of 5 replays of a graph of SCRUB_REPS scrubs."""
+        import torch
+
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            for _ in range(SCRUB_REPS):
+                self.scrub()
+        graph.replay()  # the first replay after capture is not a sample
+        samples = sorted(self.timer.time(graph.replay, 5))
+        return samples[len(samples) // 2] / SCRUB_REPS
+
+    def fixed_s(self, unroll: int) -> float:
+        return self.scrub_s * (unroll // self.weights.copies)
 
     def launcher(self, unroll: int) -> Callable[[], None]:
         import torch
@@ -222,6 +284,8 @@ class CudaGraphExecutable(Executable):
                 for i in range(unroll):
                     weights.bind(i % weights.copies)
                     out = model(inputs[i % len(inputs)])
+                    if self.scrub is not None and (i + 1) % weights.copies == 0:
+                        self.scrub()
             weights.bind(0)
             self.outputs[unroll], self._graphs[unroll] = out, graph
         return self._graphs[unroll].replay

@@ -115,17 +115,21 @@ class Session:
         self.repo = repo_root()
         self.tables = Path(tables) if tables else self.repo / "tables"
         self.work.mkdir(parents=True, exist_ok=True)
+        # A work folder used before (a second run on a machine still warm) keeps its table, which
+        # is resumed, but not the reports and step results of that run: they are this run's.
+        for stale in [self.work / n for n in REPORTS] + list(self.work.glob("steps/*.json")):
+            stale.unlink(missing_ok=True)
         self.costs: dict = {}
         self.state = {"plan": plan.as_dict(), "budget_s": self.budget_s, "work": str(self.work),
                       "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": [],
                       "machine": machine_facts(), "costs": self.costs, "units": "seconds"}
 
     def run(self) -> dict:
-        end = time.time() + self.budget_s
+        end = time.monotonic() + self.budget_s  # monotonic: a clock set at boot moves no deadline
         self.archive.say(f"latbench session ({self.plan.mode}): budget {self.budget_s:.0f} s, "
                          f"steps {', '.join(self.plan.steps)}")
         for i, rule in enumerate(self.plan.rules):
-            seconds = allot(rule, end - time.time(), list(self.plan.rules[i + 1:]))
+            seconds = allot(rule, end - time.monotonic(), list(self.plan.rules[i + 1:]))
             why = self._skip_reason(rule.name, seconds)
             if why:
                 self.archive.say(f"== {rule.name}: skipped ({why})")
@@ -157,15 +161,16 @@ class Session:
             "costs": self.costs}, default=str))
         result_file = self.work / "steps" / f"{name}.json"
         result_file.unlink(missing_ok=True)
-        t0 = time.time()
+        t0 = time.monotonic()
         status = self._child([sys.executable, "-m", "latbench.session", "step", name, "--work",
-                              str(self.work), "--until", f"{t0 + seconds:.3f}"], seconds + GRACE_S)
+                              str(self.work), "--seconds", f"{seconds:.3f}"], seconds + GRACE_S)
+        # A step killed at its limit leaves the result it had noted so far (without a status).
         result = json.loads(result_file.read_text()) if result_file.is_file() else {}
         status = result.get("status", status)
         self.state["steps"].append({"step": name, "status": status, "allotted_s": round(seconds, 1),
-                                    "seconds": round(time.time() - t0, 1), "result": result})
+                                    "seconds": round(time.monotonic() - t0, 1), "result": result})
         self._learn(result)
-        self.archive.say(f"== {name}: {status} in {time.time() - t0:.0f} s")
+        self.archive.say(f"== {name}: {status} in {time.monotonic() - t0:.0f} s")
 
     def _child(self, argv: list[str], timeout_s: float) -> str:
         """Run a step's process, streaming its output; kill its process group at `timeout_s`."""

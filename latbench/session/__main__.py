@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     step = sub.add_parser("step", help=argparse.SUPPRESS)  # internal: one step in its own process
     step.add_argument("name")
     step.add_argument("--work", type=Path, required=True)
-    step.add_argument("--until", type=float, required=True, help="deadline, seconds since the epoch")
+    step.add_argument("--seconds", type=float, required=True, help="time the step has, from its start")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "session_out"),
                     help="archive folder (default $OUT, else ./session_out)")
     ap.add_argument("--budget", type=float, default=None,
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "step":
         from latbench.session.steps import run_step  # torch: only in a step's own process
 
-        return run_step(args.name, args.work, args.until)
+        return run_step(args.name, args.work, args.seconds)
 
 
     if args.budget is not None and not 10 <= args.budget <= 3600:

@@ -2,9 +2,10 @@
 
 A step reads the session context (work/context.json: the plan and the costs measured so far),
 works until its deadline, writes what it produced into the work folder (the table grows in place;
-reports are rewritten whole after each part) and its result into work/steps/NAME.json. A step in
-its own process cannot leave a broken CUDA context or a stuck kernel to the next one, and a step
-that is killed loses only the key or network in hand.
+reports are rewritten whole after each part) and its result into work/steps/NAME.json, rewritten
+after each key or network it times (`Context.note`). A step in its own process cannot leave a
+broken CUDA context or a stuck kernel to the next one, and a step that is killed loses only the
+key or network in hand.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from latbench.arch_io import load_arch
 from latbench.backends.base import BackendConfig
 from latbench.build import BuildSummary, build_table, record
 from latbench.provenance import default_table_name, table_meta
-from latbench.rows import measure_quietly, measure_row, monitor_for
+from latbench.rows import measure_quietly, measure_row, monitor_for, row_facts
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings
 from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
@@ -48,12 +49,26 @@ class Context:
     tables: Path
     deadline: float
     costs: dict
+    name: str = "step"
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
 
     def say(self, text: str) -> None:
         print(text, flush=True)
+
+    def note(self, result: dict) -> None:
+        """The step's result so far, in work/steps/NAME.json (atomic): a step killed at its limit
+        still leaves what it learned (costs, timings) to the runner."""
+        write_result(self.work, self.name, result)
+
+
+def write_result(work: Path, name: str, result: dict) -> None:
+    folder = work / "steps"
+    folder.mkdir(exist_ok=True)
+    tmp = folder / f"{name}.json.partial"
+    tmp.write_text(json.dumps(result, indent=1, default=str))
+    os.replace(tmp, folder / f"{name}.json")
 
 
 def open_table(ctx: Context):
@@ -108,6 +123,11 @@ def summary_dict(summary: BuildSummary) -> dict:
 
 
 # -- steps ---------------------------------------------------------------------------------------
+#: Seconds the smoke step keeps for its one network (capture and timing of a whole GPUNet)
+#: before it takes another key.
+SMOKE_NETWORK_RESERVE_S = 10.0
+
+
 def step_smoke(ctx: Context) -> dict:
     """Machine and versions; time a few keys and one network to learn what a key costs here."""
     import torch
@@ -121,24 +141,30 @@ def step_smoke(ctx: Context) -> dict:
     ctx.say(f"table {path.name}: {table.describe()}; {len(table.rows)} rows")
     specs = arch_specs(ctx.plan.reference[1:2] or ctx.plan.reference, space(ctx))[:ctx.plan.smoke_keys]
     writer, summary, monitor = TableWriter(path, meta), BuildSummary(total=len(specs)), monitor_for(be.config)
+    facts = row_facts(be.config)
+    result = {"table": path.name, "device": meta["device"], "backend": meta["backend"],
+              "rows_at_start": len(table.rows), "calibrated_at_start": had_calibration, "smoke_keys": []}
+    ctx.note(result)
     for spec in specs:  # timed even when the table has them: the cost is what is learned here
+        if summary.seconds and ctx.left() < 3 * summary.seconds[-1] + SMOKE_NETWORK_RESERVE_S:
+            ctx.say(f"  {len(specs) - len(summary.seconds)} smoke keys left out: the network needs the time left")
+            break
         t0 = time.perf_counter()
-        row = measure_row(be, spec, settings, monitor)
+        row = measure_row(be, spec, settings, monitor) | facts
         summary.seconds.append(time.perf_counter() - t0)
         if spec.key not in writer.done():
             record(writer, row, summary)
         ctx.say(f"  {spec.key}: {row.get('median_us') or row.get('reason')} us, "
                 f"{summary.seconds[-1]:.3f} s")
+        result |= {"s_per_key": summary.s_per_key, "smoke_keys": result["smoke_keys"] + [spec.key]}
+        ctx.note(result)
     arch = reference_archs(ctx)[0]
     t0 = time.perf_counter()
     with whole_network_backend(be).prepare(arch) as exe:
         m, _ = measure_quietly(exe, settings, monitor)
     network_s = time.perf_counter() - t0
     ctx.say(f"  {arch.name} end to end: {m.median_us:.1f} us, {network_s:.3f} s")
-    return {"table": path.name, "device": meta["device"], "backend": meta["backend"],
-            "rows_at_start": len(table.rows), "calibrated_at_start": had_calibration,
-            "s_per_key": summary.s_per_key, "s_per_network": network_s,
-            "smoke_keys": [spec.key for spec in specs]}
+    return result | {"s_per_network": network_s}
 
 
 def step_reference(ctx: Context) -> dict:
@@ -222,16 +248,19 @@ def cudnn_check(ctx: Context, autotune: bool) -> dict:
     be = backends.create("torch", BackendConfig.for_device("cuda", plan.precision, plan.protocol,
                                                            options={"cudnn_benchmark": autotune}))
     rows, seconds = {}, []
+    out = {"cudnn_benchmark": autotune, "median_us": rows, "s_per_key": None}
     for spec in specs:
-        if ctx.left() < 5:
+        if ctx.left() < 5 + 2 * max(seconds, default=0.0):
             break
         t0 = time.perf_counter()
         rows[spec.key] = measure_row(be, spec, settings).get("median_us")
         seconds.append(time.perf_counter() - t0)
-    out = {"cudnn_benchmark": autotune, "median_us": rows,
-           "s_per_key": float(np.mean(seconds)) if seconds else None}
+        out["s_per_key"] = float(np.mean(seconds))
+        ctx.note(out)
     arch = reference_archs(ctx)[1]
-    if ctx.left() > 10:
+    # Autotuning tries every algorithm of every convolution of the network once: a few times
+    # the heuristic network's cost (the smoke step's, on another network) and never fewer than 10 s.
+    if ctx.left() > max(10.0, 3 * ctx.costs.get("s_per_network", 0.0)):
         with whole_network_backend(be).prepare(arch) as exe:
             out |= {"network": arch.name, "network_us": measure_quietly(exe, settings)[0].median_us}
     ctx.say(f"cudnn benchmark={autotune}: {len(rows)} keys, {out['s_per_key']} s/key, "
@@ -293,11 +322,12 @@ STEPS = {"smoke": step_smoke, "reference": step_reference, "validate": step_vali
          "cudnn-autotuned": step_cudnn_autotuned, "fresh": step_fresh, "more-keys": step_more_keys}
 
 
-def run_step(name: str, work: Path, until_epoch: float) -> int:
-    """Entry point of a step's process; writes work/steps/NAME.json; returns the exit code."""
+def run_step(name: str, work: Path, seconds: float) -> int:
+    """Entry point of a step's process, which has `seconds` from its start; writes
+    work/steps/NAME.json (with "status" once the step has ended); returns the exit code."""
     raw = json.loads((work / "context.json").read_text())
     ctx = Context(Plan.from_dict(raw["plan"]), work, Path(raw["repo"]), Path(raw["tables"]),
-                  time.monotonic() + (until_epoch - time.time()), raw.get("costs", {}))
+                  time.monotonic() + seconds, raw.get("costs", {}), name)
     t0 = time.perf_counter()
     try:
         result = {"status": "ok"} | STEPS[name](ctx)
@@ -311,8 +341,7 @@ def run_step(name: str, work: Path, until_epoch: float) -> int:
         traceback.print_exc()
         result, code = {"status": "failed", "reason": f"{type(err).__name__}: {err}"[:300]}, 1
     result["seconds"] = round(time.perf_counter() - t0, 2)
-    (work / "steps").mkdir(exist_ok=True)
-    (work / "steps" / f"{name}.json").write_text(json.dumps(result, indent=1, default=str))
+    write_result(work, name, result)
     return code
 
 

@@ -66,6 +66,23 @@ def test_weights_cold_cycles_distinct_copies_of_the_same_weights():
     assert torch.allclose(got, want, rtol=1e-2, atol=1e-2)  # the last copy holds the same weights
 
 
+def test_copies_too_few_to_flush_the_l2_are_scrubbed_and_the_scrub_subtracted():
+    """A block of a few KB of weights: 512 copies hold far less than the L2, so each cycle ends
+    with a read of twice the L2, timed alone and subtracted. Cold weights cost the block at least
+    as much as warm ones, and the scrub (~2 x L2 / HBM bandwidth) far less than a cycle."""
+    tiny = parse_key("conv-i16-o16-h28-w28-k3-s1-relu")
+    with backend("weights-cold").prepare(tiny) as exe:
+        info = exe.info
+        assert info["scrub_bytes"] > info["cold_bytes"] and 0 < info["scrub_us"] < 1000, info
+        cold, _ = measure(exe, QUICK)
+    with backend("warm").prepare(tiny) as exe:
+        assert "scrub_bytes" not in exe.info
+        warm, _ = measure(exe, QUICK)
+    print(f"tiny conv: warm {warm.median_us:.2f} us, weights-cold {cold.median_us:.2f} us, "
+          f"scrub {info['scrub_us']:.1f} us per {info['copies']} copies")
+    assert cold.median_us > 0.9 * warm.median_us
+
+
 def test_graph_timing_matches_an_eager_event_loop_on_a_large_block():
     with backend().prepare(LARGE) as exe:
         ours = measure(exe, HarnessSettings.for_device("cuda"))[0].median_us
@@ -87,7 +104,9 @@ def test_graph_timing_matches_an_eager_event_loop_on_a_large_block():
             end.synchronize()
             times.append(start.elapsed_time(end) * 1000 / 20)
     eager = sorted(times)[len(times) // 2]
-    assert abs(ours / eager - 1) < 0.05, (ours, eager)
+    # 8 %: the graph's samples run back to back, each eager window after a 100 ms spin, and an
+    # H200 near its power limit clocks the two a few percent apart.
+    assert abs(ours / eager - 1) < 0.08, (ours, eager)
 
 
 def test_fp32_is_ieee_and_the_legacy_flags_still_read():
