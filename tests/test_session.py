@@ -78,6 +78,10 @@ def test_rehearsal_runs_every_step_archives_and_a_second_session_resumes(tmp_pat
     assert report["sobol"]["networks"] >= 1
     assert report["sobol"]["calibration"] or report["sobol"]["networks"] < MIN_FIT_NETWORKS
     assert report["reference"]["networks"] == 2
+    if steps["protocol"]["result"].get("networks"):  # the other protocols' sums beside the table's
+        net = report["protocol"]["networks"][0]
+        assert report["protocol"]["main_protocol"] == "warm" and set(net["sum_us"]) == {"warm", "weights-cold", "cold"}
+        assert net["sum_us"]["warm"] > 0 and net["e2e_over_sum"]["warm"] == net["e2e_us"] / net["sum_us"]["warm"]
     bench = [json.loads(line) for line in (out / "harness_bench.jsonl").read_text().splitlines()]
     assert [b["type"] for b in bench][:1] == ["header"] and sum(b["type"] == "row" for b in bench) >= 1
     assert state["costs"]["s_per_key"] > 0 and state["costs"]["s_per_network"] > 0

@@ -9,6 +9,9 @@ A lent GPU comes for a few minutes, so every step has a value rank and a time ru
     validate    held-out Sobol networks at real resolution: their keys    all that is left after the
                 network by network, then end to end; the reference         reserves of later steps
                 networks end to end; calibration fitted and stored
+    protocol    the reference networks' keys timed warm and cold too      cap
+                (weights-cold on CUDA is the table's): e2e/sum of each,
+                the evidence for the default protocol
     gpu-tests   pytest -m "gpu or timm": the CUDA-graph path on    cap
                 the GPU, latbench's timm data against timm
     harness     latbench's harness beside its peers, a row per block      cap
@@ -88,6 +91,7 @@ GPU_RULES = (
     StepRule("smoke", cap=60, floor=20),
     StepRule("reference", share=0.35, floor=15),
     StepRule("validate", share=1.0, floor=30),
+    StepRule("protocol", cap=60, floor=20, reserve=40),
     StepRule("gpu-tests", cap=70, floor=20, reserve=50),
     StepRule("harness", cap=70, floor=25, reserve=50),
     StepRule("cudnn-heuristics", cap=25, floor=15, reserve=20),
@@ -111,6 +115,7 @@ REHEARSAL_RULES = (
     StepRule("smoke", cap=40, floor=5),
     StepRule("reference", share=0.3, floor=3),
     StepRule("validate", share=1.0, floor=8),
+    StepRule("protocol", cap=12, floor=3),
     StepRule("gpu-tests", cap=30, floor=3, reserve=8),
     StepRule("harness", cap=30, floor=3, reserve=10),
     StepRule("cudnn-heuristics", cap=10, floor=1),

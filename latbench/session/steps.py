@@ -25,8 +25,9 @@ import numpy as np
 
 from latbench import backends
 from latbench.arch_io import load_arch
-from latbench.backends.base import BackendConfig
+from latbench.backends.base import PROTOCOLS, BackendConfig, target_bytes
 from latbench.build import BuildSummary, build_table, record
+from latbench.predictor import Predictor
 from latbench.provenance import default_table_name, table_meta
 from latbench.rows import measure_quietly, measure_row, monitor_for, row_facts
 from latbench.errors import LatbenchError, TableError
@@ -35,7 +36,7 @@ from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
 from latbench.session.plan import Plan
 from latbench.table import TableWriter, identity, identity_diff, load_table
 from latbench.space import load_space, sample_archs
-from latbench.validate import validate, whole_network_backend
+from latbench.validate import network_id, networks_log, read_networks, validate, whole_network_backend
 
 
 @dataclass
@@ -218,6 +219,60 @@ def step_validate(ctx: Context) -> dict:
     return out
 
 
+def step_protocol(ctx: Context) -> dict:
+    """The reference networks' keys timed with the other cache protocols too, network by network
+    (smallest first), against the same end-to-end measurements: each protocol's e2e/sum, with
+    the network's weight bytes beside the cache's (evidence for the default protocol). The
+    other protocols' medians go into the report (validation.json, part "protocol"), not into a
+    table: a table has one protocol."""
+    be, settings, path = open_table(ctx)
+    plan, main = ctx.plan, be.config.protocol
+    e2e = {r["network_id"]: r["median_us"] for r in read_networks(networks_log(path)) if r["status"] == "ok"}
+    archs = [a for a in reference_archs(ctx) if network_id(a) in e2e]
+    if not archs:
+        return {"skipped": "no reference network was measured end to end (the validate step does that)"}
+    archs.sort(key=lambda a: e2e[network_id(a)])
+    table = load_table(path)
+    rows, cache = table.ok(), Predictor(table).cache_bytes
+    others = [p for p in PROTOCOLS if p != main]
+    medians: dict[str, dict] = {main: {}} | {p: {} for p in others}
+    report = {"main_protocol": main, "cache_bytes": cache, "networks": [], "median_us": medians,
+              "units": {"time": "microseconds", "size": "bytes"}}
+    backends_by = {p: backends.create("torch", BackendConfig.for_device(plan.device, plan.precision, p)) for p in others}
+    last_s = ctx.costs.get("s_per_key", 1.0)
+    for arch in archs:
+        specs = unique(arch.blocks)
+        for p in others:
+            for spec in specs:
+                if spec.key in medians[p]:
+                    continue
+                if ctx.left() < 2 * last_s + 2:
+                    break
+                t0 = time.perf_counter()
+                medians[p][spec.key] = measure_row(backends_by[p], spec, settings).get("median_us")
+                last_s = time.perf_counter() - t0
+        sums = {main: _sum(arch, rows)} | {p: _sum(arch, medians[p]) for p in others}
+        medians[main] |= {s.key: rows.get(s.key) for s in specs}
+        measured = e2e[network_id(arch)]
+        report["networks"].append({
+            "name": arch.name, "e2e_us": measured, "sum_us": sums,
+            "e2e_over_sum": {p: (measured / v if v else None) for p, v in sums.items()},
+            "weight_bytes": target_bytes(arch, plan.precision, 1)[0]})
+        _write_report(ctx, "protocol", report)
+        ctx.say(f"protocol: {arch.name} e2e {measured:.1f} us; e2e/sum "
+                + ", ".join(f"{p} {r:.3f}" if r else f"{p} -" for p, r in report["networks"][-1]["e2e_over_sum"].items()))
+        if ctx.left() < 2 * last_s + 2:
+            break
+    return {"networks": len(report["networks"]),
+            "e2e_over_sum": {n["name"]: n["e2e_over_sum"] for n in report["networks"]}}
+
+
+def _sum(arch, medians: dict) -> float | None:
+    """Sum of a network's block medians (us), None unless every block has one."""
+    values = [medians.get(b.key) for b in arch.blocks]
+    return float(sum(values)) if all(values) else None
+
+
 def step_fresh(ctx: Context) -> dict:
     """Networks of another seed against the calibration stored by an earlier session, not refit:
     the error a user gets."""
@@ -317,7 +372,7 @@ def step_harness(ctx: Context) -> dict:
     return _run_tool(ctx, argv)
 
 
-STEPS = {"smoke": step_smoke, "reference": step_reference, "validate": step_validate,
+STEPS = {"smoke": step_smoke, "reference": step_reference, "validate": step_validate, "protocol": step_protocol,
          "gpu-tests": step_gpu_tests, "harness": step_harness, "cudnn-heuristics": step_cudnn_heuristics,
          "cudnn-autotuned": step_cudnn_autotuned, "fresh": step_fresh, "more-keys": step_more_keys}
 
