@@ -11,6 +11,7 @@ This module imports neither torch nor TensorRT: tables are read anywhere.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from pathlib import Path
 
 from latbench import schema
@@ -291,6 +292,20 @@ def append_calibration(path: str | Path, calibration: dict) -> None:
     record = {"type": "calibration", "fitted_at": now(), **calibration}
     check_calibration(record, f"{path}: new calibration", TableError)  # never store one no reader takes
     JsonLog(path, "table").append([record])
+
+
+#: A table's default name: DEVICE-BACKEND-PRECISION-bBATCH.jsonl, with an identity hash after the
+#: batch when a table of other settings had the name first (latbench.provenance.default_table_name).
+TABLE_NAME = re.compile(rf"(?P<device>[a-z0-9][a-z0-9-]*)-(?P<backend>{'|'.join(map(re.escape, BACKEND_NAMES))})"
+                        rf"-(?P<precision>{'|'.join(PRECISIONS)})-b\d+(-[0-9a-f]{{8}})?\.jsonl")
+
+
+def device_slug(table_name: str) -> str | None:
+    """The device part of a table's default name ("h200" of h200-torch-fp16-b1.jsonl, "h100-80gb-hbm3"
+    of h100-80gb-hbm3-torch-fp16-b1.jsonl): the folder of its results, bench/results/<device>/.
+    None for a name of another form."""
+    m = TABLE_NAME.fullmatch(Path(table_name).name)
+    return m["device"] if m else None
 
 
 def networks_path(table_path: str | Path) -> Path:

@@ -40,14 +40,16 @@ sys.meta_path.insert(0, _Absent())
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def rehearse(tmp_path: Path, out: str, tables: Path, budget: int) -> subprocess.CompletedProcess:
+def rehearse(tmp_path: Path, out: str, tables: Path, budget: int, results: Path | None = None
+             ) -> subprocess.CompletedProcess:
     blocker = tmp_path / "blocker"
     blocker.mkdir(exist_ok=True)
     (blocker / "sitecustomize.py").write_text(BLOCKER)
     env = dict(os.environ, PIP_NO_INDEX="1", PYTHONPATH=os.pathsep.join([str(blocker), str(REPO)]))
     return subprocess.run(
         [sys.executable, "-m", "latbench.session", "--rehearse", "--out", str(tmp_path / out), "--work",
-         str(tmp_path / f"{out}-work"), "--tables", str(tables), "--budget", str(budget)],
+         str(tmp_path / f"{out}-work"), "--tables", str(tables), "--budget", str(budget),
+         "--results", str(results or tmp_path / "no-results")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=budget + 120)
 
 
@@ -92,9 +94,16 @@ def test_rehearsal_runs_every_step_archives_and_a_second_session_resumes(tmp_pat
     shipped = {p.name for p in ship(out, tmp_path / "repo")}
     assert {"cpu-torch-fp32-b1.jsonl", "validation.json", "validate_sobol.png"} <= shipped
 
-    second = rehearse(tmp_path, "two", out, 45)  # the archive stands in for the committed tables/
+    assert any(p.name.startswith("session-") and p.suffix == ".json" for p in (tmp_path / "repo").rglob("*"))
+    # The archive stands in for the committed tables/, the shipped results for bench/results/.
+    second = rehearse(tmp_path, "two", out, 45, tmp_path / "repo" / "bench" / "results")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     state2 = check_archive(tmp_path / "two")
+    harness2 = {s["step"]: s for s in state2["steps"]}["harness"]
+    assert harness2["status"] == "skipped" and "already shipped" in harness2["reason"]  # evidence gathered once
+    ship(tmp_path / "two", tmp_path / "repo")
+    merged = json.loads((tmp_path / "repo" / "bench" / "results" / "cpu" / "validation.json").read_text())
+    assert set(report) <= set(merged)  # session two's reports merged into session one's
     assert "resuming" in (tmp_path / "two" / "session.log").read_text()
     grown = (tmp_path / "two" / "cpu-torch-fp32-b1.jsonl").read_text().splitlines()
     assert len(grown) >= len(rows)

@@ -23,14 +23,18 @@ def run(out: Annotated[Path, typer.Option(help="Archive folder.", parser=path_va
         work: Annotated[Optional[Path], typer.Option(help="Work folder (default: a fixed temp folder).",
                                                      parser=path_value)] = None,
         tables: Annotated[Optional[Path], typer.Option(help="Committed tables (default: tables/).",
-                                                       parser=path_value)] = None):
+                                                       parser=path_value)] = None,
+        results: Annotated[Optional[Path], typer.Option(
+            help="Committed results (default: bench/results/): evidence shipped there is not measured again.",
+            parser=path_value)] = None):
     """Turn a lent GPU's minutes into a grown table, reports and benchmarks (python -m latbench.session
     runs the same without an install)."""
     from latbench.session.__main__ import check_folders, default_work, main  # torch only in the steps
 
-    check_folders(out, work or default_work("rehearsal" if rehearse else "gpu"), tables)
+    check_folders(out, work or default_work("rehearsal" if rehearse else "gpu"), tables, results)
     argv = ["--out", str(out)] + (["--budget", str(budget)] if budget else []) + (["--rehearse"] if rehearse else [])
     argv += (["--work", str(work)] if work else []) + (["--tables", str(tables)] if tables else [])
+    argv += ["--results", str(results)] if results else []
     raise typer.Exit(main(argv))
 
 

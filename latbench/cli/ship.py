@@ -2,14 +2,18 @@
 
     latbench session ship FILES_AT          # FILES_AT: the folder the device tool filled
 
-copies the grown table and its networks log to tables/, the reports, benchmark rows, session
-record and log to bench/results/<gpu>/, and draws the validation charts and the factor chart
-there from the data (charts cost no device time, so the session does not draw them).
+copies the grown table and its networks log to tables/, and to bench/results/<gpu>/ the reports
+(validation.json merged part by part into the committed one: a part this session did not
+measure, such as a protocol comparison an earlier session shipped, is kept), the benchmark rows,
+and the session record and log as session-<start>.json/.log (one pair per session); then draws
+the validation charts and the factor chart there from the data (charts cost no device time, so
+the session does not draw them).
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import sys
 import zlib
@@ -20,14 +24,12 @@ from latbench.errors import LatbenchError
 from latbench.files import copy_file, write_bytes
 from latbench.jsonlog import JsonLog
 from latbench.plots.validate_chart import check_report
-from latbench.table import load_table
+from latbench.table import device_slug, load_table
 from latbench.validate import read_networks
 
 REPORT_FILES = ("validation.json", "harness_bench.jsonl", "session.json", "session.log")
 
 
-#: What a session names its table: a plain file name, no folders (it is copied into tables/).
-TABLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.jsonl")
 #: A report's name in validation.json: it names a chart file.
 PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
 #: Largest archived file unzipped (the device tool brings back at most a few hundred MiB).
@@ -61,8 +63,13 @@ def ship(archive: Path, repo: Path) -> list[Path]:
     _unzip(archive)
     state = schema.read_object(archive / "session.json", "session record")
     table_name = state.get("table")  # set once any step named the table
-    if table_name is not None and (not isinstance(table_name, str) or not TABLE_NAME.fullmatch(table_name)):
-        raise LatbenchError(f"{archive / 'session.json'}: table: {str(table_name)[:60]!r} is not a table file name")
+    if table_name is not None and (not isinstance(table_name, str) or device_slug(table_name) is None):
+        raise LatbenchError(f"{archive / 'session.json'}: table: {str(table_name)[:60]!r} is not a table file name "
+                            "(DEVICE-BACKEND-PRECISION-bBATCH.jsonl)")
+    stamp = re.sub(r"[^0-9T]", "", str(state.get("started_at", "")))[:15]
+    if not re.fullmatch(r"\d{8}T\d{6}", stamp):
+        raise LatbenchError(f"{archive / 'session.json'}: started_at: not a time the session wrote "
+                            f"({str(state.get('started_at'))[:40]!r})")
     if table_name is None or not (archive / table_name).is_file():
         raise LatbenchError(f"{archive}: the session archived no table (see its session.log)")
     load_table(archive / table_name)  # a damaged table is refused before anything is copied
@@ -70,18 +77,28 @@ def ship(archive: Path, repo: Path) -> list[Path]:
     if (archive / networks).is_file():
         read_networks(JsonLog(archive / networks, "networks log"))
     reports = {name: archive / name for name in REPORT_FILES if (archive / name).is_file()}
+    results = repo / "bench" / "results" / device_slug(table_name)
+    merged = None
     if "validation.json" in reports:
         _validation_parts(reports["validation.json"])
-    device = table_name.split("-torch-")[0]
+        merged = _merged_reports(results / "validation.json", reports.pop("validation.json"))
     written = []
     for name in (table_name, networks):
         if (archive / name).is_file():
             written.append(copy_file(archive / name, repo / "tables" / name))
-    results = repo / "bench" / "results" / device
     for name, src in reports.items():
-        written.append(copy_file(src, results / name))
+        dest = results / (f"session-{stamp}{Path(name).suffix}" if name.startswith("session.") else name)
+        written.append(copy_file(src, dest))
+    if merged is not None:
+        written.append(write_bytes(results / "validation.json", (json.dumps(merged, indent=1) + "\n").encode()))
     written += draw(results, repo / "tables" / table_name)
     return written
+
+
+def _merged_reports(committed: Path, new: Path) -> dict:
+    """The committed validation.json with the parts of `new` put in (a part in both: the new one)."""
+    old = schema.read_object(committed, "committed validation reports") if committed.is_file() else {}
+    return old | schema.read_object(new, "session's validation reports")
 
 
 def _validation_parts(path: Path) -> dict:

@@ -17,7 +17,12 @@ after every step copies what exists into OUT:
     harness_bench.jsonl      harness benchmark, one row per block
 
 That is at most 6 files, within the device tool's limits (8 files, 16 MiB each, no folders); a
-file over 15 MiB is gzipped. Nothing depends on an exit handler: a hard kill keeps everything
+file over 15 MiB is gzipped.
+
+Evidence gathered once per GPU (the protocol comparison, the harness benchmark, the cuDNN
+comparison: steps in ONCE) is not measured again once shipped in bench/results/<gpu>/ (where
+`latbench session ship` merges each session's reports into the committed ones): a later session
+spends that time on validation keys. Nothing depends on an exit handler: a hard kill keeps everything
 archived up to the last finished step, and the table itself loses at most the row in hand.
 """
 
@@ -35,11 +40,24 @@ import time
 from pathlib import Path
 
 from latbench.session.plan import GRACE_S, Plan, allot
+from latbench.table import device_slug
 
 #: Files archived from the work folder after each step (the table and its networks log are
 #: added once a step has named the table).
 REPORTS = ("validation.json", "harness_bench.jsonl")
 MAX_FILE_BYTES = 15 << 20
+#: Steps whose evidence, once shipped for a GPU, later sessions do not measure again.
+ONCE = ("protocol", "harness", "cudnn-heuristics", "cudnn-autotuned")
+
+
+def write_part(work: Path, part: str, report) -> None:
+    """Put one report into work/validation.json (a JSON object of reports by part), atomically."""
+    path = work / "validation.json"
+    reports = json.loads(path.read_text()) if path.is_file() else {}
+    reports[part] = report
+    tmp = path.with_suffix(".partial")
+    tmp.write_text(json.dumps(reports, indent=1, default=str))
+    os.replace(tmp, path)
 
 
 class Archive:
@@ -109,11 +127,13 @@ def machine_facts() -> dict:
 class Session:
     """Runs a plan within `budget_s` seconds; see the module docstring."""
 
-    def __init__(self, plan: Plan, out: Path, work: Path, budget_s: float, tables: Path | None = None):
+    def __init__(self, plan: Plan, out: Path, work: Path, budget_s: float, tables: Path | None = None,
+                 results: Path | None = None):
         self.plan, self.work, self.budget_s = plan, Path(work), float(budget_s)
         self.archive = Archive(Path(out))
         self.repo = repo_root()
         self.tables = Path(tables) if tables else self.repo / "tables"
+        self.results = Path(results) if results else self.repo / "bench" / "results"
         self.work.mkdir(parents=True, exist_ok=True)
         # A work folder used before (a second run on a machine still warm) keeps its table, which
         # is resumed, but not the reports and step results of that run: they are this run's.
@@ -129,7 +149,8 @@ class Session:
         self.archive.say(f"latbench session ({self.plan.mode}): budget {self.budget_s:.0f} s, "
                          f"steps {', '.join(self.plan.steps)}")
         for i, rule in enumerate(self.plan.rules):
-            seconds = allot(rule, end - time.monotonic(), list(self.plan.rules[i + 1:]))
+            later = [r for r in self.plan.rules[i + 1:] if not self._shipped(r.name)]
+            seconds = allot(rule, end - time.monotonic(), later)
             why = self._skip_reason(rule.name, seconds)
             if why:
                 self.archive.say(f"== {rule.name}: skipped ({why})")
@@ -138,6 +159,8 @@ class Session:
                 self._run_step(rule.name, seconds)
             self._archive()
         self.state["cudnn"] = cudnn_comparison(self._result("cudnn-heuristics"), self._result("cudnn-autotuned"))
+        if self.state["cudnn"]:
+            write_part(self.work, "cudnn", self.state["cudnn"])
         self.state["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._archive()
         self.archive.say(self.summary())
@@ -145,11 +168,36 @@ class Session:
         return self.state
 
     def _skip_reason(self, name: str, seconds: float) -> str:
+        shipped = self._shipped(name)
+        if shipped:
+            return shipped
         if seconds <= 0:
             return "not enough time left"
         if name == "fresh" and not self._result("smoke").get("calibrated_at_start"):
             return "no calibration stored by an earlier session to check"
         return ""
+
+    def _shipped(self, name: str) -> str:
+        """Why step `name` need not run ("" when it must): its evidence for this session's GPU is
+        already in bench/results/<gpu>/ (known once a step has named the table)."""
+        slug = device_slug(self.state.get("table") or "")
+        if name not in ONCE or slug is None:
+            return ""
+        folder = self.results / slug
+        try:
+            if name == "harness":
+                lines = (folder / "harness_bench.jsonl").read_text().splitlines()
+                done = any(json.loads(line).get("type") == "row" for line in lines if line.strip())
+            else:
+                parts = json.loads((folder / "validation.json").read_text())
+                if name == "protocol":
+                    nets = parts["protocol"]["networks"]
+                    done = len(nets) >= len(self.plan.reference) and all(all(n["sum_us"].values()) for n in nets)
+                else:
+                    done = bool(parts.get("cudnn"))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return ""  # nothing shipped, or nothing readable: measure it
+        return f"its evidence is already shipped in {folder}" if done else ""
 
     def _result(self, name: str) -> dict:
         return next((s.get("result") or {} for s in self.state["steps"] if s["step"] == name), {})

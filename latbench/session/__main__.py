@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds for all steps (default 360 on a GPU, 75 in a rehearsal)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a fixed temp folder)")
     ap.add_argument("--tables", type=Path, default=None, help="committed tables (default: tables/)")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="committed results (default: bench/results/); evidence shipped there is not measured again")
     ap.add_argument("--rehearse", action="store_true", help="run the same steps on this CPU, tiny sizes")
     args = ap.parse_args(argv)
 
@@ -50,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         plan, budget = gpu_plan(), args.budget or 360.0
     work = args.work or default_work(plan.mode)
     try:
-        check_folders(args.out, work, args.tables)
+        check_folders(args.out, work, args.tables, args.results)
     except LatbenchError as err:
         print(f"latbench session: error: {err}", file=sys.stderr)
         return 2
-    Session(plan, args.out, work, budget, args.tables).run()
+    Session(plan, args.out, work, budget, args.tables, args.results).run()
     return 0
 
 
@@ -63,9 +65,9 @@ def default_work(mode: str) -> Path:
     return Path(tempfile.gettempdir()) / f"latbench-session-{mode}"
 
 
-def check_folders(out: Path, work: Path, tables: Path | None) -> None:
-    """The archive and work folders writable and apart; the tables folder a folder if it exists
-    (a missing one means no committed table yet). LatbenchError otherwise."""
+def check_folders(out: Path, work: Path, tables: Path | None, results: Path | None = None) -> None:
+    """The archive and work folders writable and apart; the tables and results folders folders if
+    they exist (a missing one means nothing committed yet). LatbenchError otherwise."""
     check_output_dir(out, "archive folder")
     check_output_dir(work, "work folder")
     if os.path.realpath(out) == os.path.realpath(work):
@@ -73,6 +75,8 @@ def check_folders(out: Path, work: Path, tables: Path | None) -> None:
                             "of the work folder's files)")
     if tables is not None and os.path.lexists(tables) and not tables.is_dir():  # missing: no table yet
         raise LatbenchError(f"--tables {tables}: not a folder; give the folder of committed tables (tables/)")
+    if results is not None and os.path.lexists(results) and not results.is_dir():
+        raise LatbenchError(f"--results {results}: not a folder; give the folder of committed results (bench/results/)")
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from latbench.rows import measure_quietly, measure_row, monitor_for, row_facts
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings
 from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
+from latbench.session import write_part
 from latbench.session.plan import Plan
 from latbench.table import TableWriter, identity, identity_diff, load_table
 from latbench.space import load_space, sample_archs
@@ -180,24 +181,15 @@ def step_reference(ctx: Context) -> dict:
     return summary_dict(summary) | {"median_row_s": float(np.median(cost)) if cost else None}
 
 
-def _write_report(ctx: Context, part: str, report) -> None:
-    path = ctx.work / "validation.json"
-    reports = json.loads(path.read_text()) if path.is_file() else {}
-    reports[part] = report
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(reports, indent=1))
-    os.replace(tmp, path)
-
-
 def _validate_part(ctx: Context, part: str, archs, path: Path, store: bool, deadline: float) -> dict:
     try:
         report = validate(path, archs, store=store, progress=False, deadline=deadline,
                           network_s=ctx.costs.get("s_per_network"))
     except LatbenchError as err:
         ctx.say(f"{part}: {err}")
-        _write_report(ctx, part, {"error": str(err)})
+        write_part(ctx.work, part, {"error": str(err)})
         return {"networks": 0, "error": str(err)}
-    _write_report(ctx, part, report)
+    write_part(ctx.work, part, report)
     cal = report.get("calibrated_held_out") or report.get("stored_calibration") or {}
     ctx.say(f"{part}: {report['networks']} networks, raw sum within 3 % "
             f"{report['raw_sum']['within_3_pct']:.0f} % (bias {report['raw_sum']['bias_pct']:+.1f} %)"
@@ -258,7 +250,7 @@ def step_protocol(ctx: Context) -> dict:
             "name": arch.name, "e2e_us": measured, "sum_us": sums,
             "e2e_over_sum": {p: (measured / v if v else None) for p, v in sums.items()},
             "weight_bytes": target_bytes(arch, plan.precision, 1)[0]})
-        _write_report(ctx, "protocol", report)
+        write_part(ctx.work, "protocol", report)
         ctx.say(f"protocol: {arch.name} e2e {measured:.1f} us; e2e/sum "
                 + ", ".join(f"{p} {r:.3f}" if r else f"{p} -" for p, r in report["networks"][-1]["e2e_over_sum"].items()))
         if ctx.left() < 2 * last_s + 2:
