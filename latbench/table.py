@@ -279,6 +279,11 @@ class TableWriter:
             if self.rows.get(row["key"], {}).get("status") == "ok":
                 return False
             rec = {"type": "row", **row}
+            try:  # a measurement no reader would take (a time below 1 ns) is stored as a failure
+                check_row(rec, f"{self.path}: new row")
+            except TableError as err:
+                rec |= {"median_us": None, "p10_us": None, "p90_us": None, "cov": None, "n": 0,
+                        "status": "failed", "reason": f"implausible measurement: {err}"[:300]}
             self.log.append([rec], locked=True)
             self.log.read_new()
             self.rows[row["key"]] = rec
@@ -294,8 +299,9 @@ def append_calibration(path: str | Path, calibration: dict) -> None:
     JsonLog(path, "table").append([record])
 
 
-#: A table's default name: DEVICE-BACKEND-PRECISION-bBATCH.jsonl, with an identity hash after the
-#: batch when a table of other settings had the name first (latbench.provenance.default_table_name).
+#: A table's default name (latbench.provenance.default_table_name): DEVICE-BACKEND-PRECISION-bBATCH
+#: .jsonl, with an identity hash after the batch where the GPU session runner found a committed
+#: table of other settings under the name (latbench.session.steps.open_table).
 TABLE_NAME = re.compile(rf"(?P<device>[a-z0-9][a-z0-9-]*)-(?P<backend>{'|'.join(map(re.escape, BACKEND_NAMES))})"
                         rf"-(?P<precision>{'|'.join(PRECISIONS)})-b\d+(-[0-9a-f]{{8}})?\.jsonl")
 

@@ -229,3 +229,16 @@ def test_build_table_never_appends_to_a_table_no_reader_takes(run_cli, tmp_path,
     code, _, err = run_cli("build-table", "--space", "tiny", "--n", "1", "--out", str(table))
     one_line_error(code, err, fragment)
     assert table.read_bytes() == before
+
+
+def test_a_measurement_no_reader_would_take_is_stored_as_a_failure(tmp_path):
+    """A row below 1 ns (a subtraction gone wrong) would make every reader refuse the table."""
+    from latbench.table import TableWriter, load_table
+
+    records = [json.loads(line) for line in TABLE.read_text().splitlines()]
+    meta = {k: v for k, v in records[0].items() if k not in ("type", "format", "created_at", "units")}
+    row = next(r for r in records if r.get("type") == "row" and r["status"] == "ok")
+    row = {k: v for k, v in row.items() if k != "type"} | {"median_us": 1e-9, "p10_us": 1e-9, "p90_us": 1e-9}
+    TableWriter(tmp_path / "t.jsonl", meta).add(row)
+    stored = load_table(tmp_path / "t.jsonl").rows[row["key"]]
+    assert stored["status"] == "failed" and stored["reason"].startswith("implausible measurement: ")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from latbench.errors import LatbenchError
 from latbench.session import Archive, Session
 from latbench.session.plan import StepRule, allot, gpu_plan
 from latbench.validate import MIN_FIT_NETWORKS
@@ -201,3 +202,25 @@ def test_runner_imports_only_what_a_lent_gpu_machine_has():
     missing = third_party - GPU_MACHINE
     assert not missing, f"the runner imports {sorted(missing)}, which a lent GPU machine lacks"
     assert REPO / "latbench/validate.py" in seen
+
+
+def test_ship_merges_reports_and_keeps_the_fuller_protocol_comparison(tmp_path):
+    from latbench.cli.ship import _merged_reports
+
+    def part(sums: dict, name="gpunet-0", e2e=100.0):
+        return {"main_protocol": "weights-cold", "median_us": {"warm": {"k": 1.0}},
+                "networks": [{"name": name, "e2e_us": e2e, "sum_us": sums}]}
+
+    full = {"weights-cold": 98.0, "warm": 90.0, "cold": 105.0}
+    committed, new = tmp_path / "committed.json", tmp_path / "new.json"
+    committed.write_text(json.dumps({"sobol": {"networks": 1}, "protocol": part(full)}))
+    new.write_text(json.dumps({"protocol": part({"weights-cold": 98.0, "warm": None, "cold": None})
+                               | {"networks": part(full)["networks"] + part(full, "gpunet-1", 200.0)["networks"]}}))
+    merged = _merged_reports(committed, new)
+    assert merged["sobol"] == {"networks": 1}  # a part the new session did not measure is kept
+    assert [n["name"] for n in merged["protocol"]["networks"]] == ["gpunet-0", "gpunet-1"]
+    new.write_text(json.dumps({"protocol": part({"weights-cold": 98.0, "warm": None, "cold": None})}))
+    assert _merged_reports(committed, new)["protocol"]["networks"][0]["sum_us"] == full  # fuller one kept
+    new.write_text(json.dumps({"protocol": part(full, e2e=-1.0)}))
+    with pytest.raises(LatbenchError, match="e2e_us"):
+        _merged_reports(committed, new)

@@ -131,3 +131,33 @@ def test_sample_build_and_search_in_each_space(run_cli, tmp_path):
     code, out, err = run_cli("build-table", "--device", "cpu", "--space", "fbnet", "--n", "2", "--quick",
                              "--out", str(table), "--json")
     assert code == 0 and json.loads(out)["failed"] == 0, err
+
+
+def _small_space(tmp_path, **changes):
+    """Three IRB stages after a stem; stage 2 may be absent and has two widths."""
+    doc = {"name": "small", "resolution": 16, "head": {"stride": 2, "filters": 8, "kernel": 3, "act": "relu"},
+           "stages": [{"stage": 1, "block": "irb", "filters": 16, "expansion": 2, "layers": 1},
+                      {"stage": 2, "block": "irb", "filters": [24, 32], "expansion": 2, "layers": [0, 1]},
+                      {"stage": 3, "block": "irb", "filters": 40, "expansion": 2, "layers": "stage2.layers"}],
+           "tail": {"filters": 64, "classes": 10}, "encoding": ["stage2.filters", "stage2.layers"]} | changes
+    path = tmp_path / "small.json"
+    path.write_text(json.dumps(doc))
+    return load_space(path)
+
+
+def test_the_index_is_exact_when_a_stage_takes_its_layers_from_another(tmp_path):
+    """Stage 3 exists exactly where stage 2 does: the index reaches no key of a stage 3 fed by
+    stage 1 (it did: 11 keys where the networks have 8)."""
+    space = _small_space(tmp_path)
+    X = np.array(list(np.ndindex(*space.cardinalities)))
+    index = index_for(space)
+    decoded = {k for x in X for k in space.decode(x).keys}
+    assert {index.spec(i).key for i in range(index.n_keys)} == decoded
+    assert {index.spec(int(i)).key for i in index.network_key_ids(X)} == decoded
+
+
+def test_a_position_of_one_choice_is_a_fixed_value(tmp_path):
+    stages = [{"stage": 1, "candidates": [{"block": "irb", "filters": 16, "expansion": 2, "layers": 1}]},
+              {"stage": 2, "block": "irb", "filters": [24, 32], "expansion": 2, "layers": 1}]
+    space = _small_space(tmp_path, stages=stages, encoding=["stage2.filters"])
+    assert space.n_dims == 1 and space.decode([1]).blocks[1].key.startswith("irb-i8-o16-")

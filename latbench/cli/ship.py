@@ -23,6 +23,7 @@ from latbench import plots, schema
 from latbench.errors import LatbenchError
 from latbench.files import copy_file, write_bytes
 from latbench.jsonlog import JsonLog
+from latbench.limits import MAX_US, MIN_US
 from latbench.plots.validate_chart import check_report
 from latbench.table import device_slug, load_table
 from latbench.validate import read_networks
@@ -96,9 +97,44 @@ def ship(archive: Path, repo: Path) -> list[Path]:
 
 
 def _merged_reports(committed: Path, new: Path) -> dict:
-    """The committed validation.json with the parts of `new` put in (a part in both: the new one)."""
+    """The committed validation.json with the parts of `new` put in (a part in both: the new one;
+    the protocol comparison network by network, keeping the one with more protocols summed)."""
     old = schema.read_object(committed, "committed validation reports") if committed.is_file() else {}
-    return old | schema.read_object(new, "session's validation reports")
+    fresh = schema.read_object(new, "session's validation reports")
+    merged = old | fresh
+    if "protocol" in fresh:
+        ours = check_protocol(fresh["protocol"], f"{new}: protocol")
+        theirs = check_protocol(old["protocol"], f"{committed}: protocol") if "protocol" in old else None
+        merged["protocol"] = _merged_protocol(theirs, ours) if theirs else ours
+    return merged
+
+
+def check_protocol(part, where: str) -> dict:
+    """A protocol comparison as the session's protocol step writes it (LatbenchError otherwise)."""
+    schema.fields(part, where, {"main_protocol": str, "networks": list, "median_us": dict}, extra=True)
+    for i, net in enumerate(part["networks"]):
+        at = f"{where}.networks[{i}]"
+        schema.fields(net, at, {"name": str, "e2e_us": float, "sum_us": dict}, extra=True)
+        schema.number(net["e2e_us"], f"{at}.e2e_us", MIN_US, MAX_US)
+        for protocol, value in net["sum_us"].items():
+            if value is not None:
+                schema.number(value, f"{at}.sum_us.{protocol[:20]}", MIN_US, MAX_US)
+    for protocol, medians in part["median_us"].items():
+        schema.check_type(medians, dict, f"{where}.median_us.{protocol[:20]}")
+    return part
+
+
+def _merged_protocol(old: dict, new: dict) -> dict:
+    def summed(net: dict) -> int:
+        return sum(v is not None for v in net["sum_us"].values())
+
+    nets = {n["name"]: n for n in old["networks"]}
+    for n in new["networks"]:
+        if summed(n) >= summed(nets.get(n["name"], n)):
+            nets[n["name"]] = n
+    medians = {p: old["median_us"].get(p, {}) | m for p, m in new["median_us"].items()}
+    return new | {"networks": sorted(nets.values(), key=lambda n: n["e2e_us"]),
+                  "median_us": old["median_us"] | medians}
 
 
 def _validation_parts(path: Path) -> dict:

@@ -50,14 +50,19 @@ MAX_FILE_BYTES = 15 << 20
 ONCE = ("protocol", "harness", "cudnn-heuristics", "cudnn-autotuned")
 
 
+def write_json(path: Path, obj) -> None:
+    """`obj` as JSON in `path`, atomically (PATH.partial, then renamed): a kill leaves the old
+    file or the new one."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(obj, indent=1, default=str))
+    os.replace(tmp, path)
+
+
 def write_part(work: Path, part: str, report) -> None:
-    """Put one report into work/validation.json (a JSON object of reports by part), atomically."""
+    """Put one report into work/validation.json (a JSON object of reports by part)."""
     path = work / "validation.json"
     reports = json.loads(path.read_text()) if path.is_file() else {}
-    reports[part] = report
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(json.dumps(reports, indent=1, default=str))
-    os.replace(tmp, path)
+    write_json(path, reports | {part: report})
 
 
 class Archive:
@@ -100,9 +105,7 @@ class Archive:
         os.replace(tmp, dest)
 
     def put_json(self, name: str, obj: dict) -> None:
-        tmp = self.out / (name + ".partial")
-        tmp.write_text(json.dumps(obj, indent=1, default=str))
-        os.replace(tmp, self.out / name)
+        write_json(self.out / name, obj)
 
 
 def repo_root() -> Path:
@@ -191,8 +194,9 @@ class Session:
             else:
                 parts = json.loads((folder / "validation.json").read_text())
                 if name == "protocol":
-                    nets = parts["protocol"]["networks"]
-                    done = len(nets) >= len(self.plan.reference) and all(all(n["sum_us"].values()) for n in nets)
+                    main, nets = parts["protocol"]["main_protocol"], parts["protocol"]["networks"]
+                    done = len(nets) >= len(self.plan.reference) and all(
+                        v for n in nets for p, v in n["sum_us"].items() if p != main)
                 else:
                     done = bool(parts.get("cudnn"))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):

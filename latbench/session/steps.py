@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ from latbench.rows import measure_quietly, measure_row, monitor_for, row_facts
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings
 from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
-from latbench.session import write_part
+from latbench.session import write_json, write_part
 from latbench.session.plan import Plan
 from latbench.table import TableWriter, identity, identity_diff, load_table
 from latbench.space import load_space, sample_archs
@@ -66,19 +65,17 @@ class Context:
 
 
 def write_result(work: Path, name: str, result: dict) -> None:
-    folder = work / "steps"
-    folder.mkdir(exist_ok=True)
-    tmp = folder / f"{name}.json.partial"
-    tmp.write_text(json.dumps(result, indent=1, default=str))
-    os.replace(tmp, folder / f"{name}.json")
+    (work / "steps").mkdir(exist_ok=True)
+    write_json(work / "steps" / f"{name}.json", result)
 
 
 def open_table(ctx: Context):
     """(backend, settings, table path in the work folder) for this machine.
 
     The table committed in tables/ under the same name is resumed when its identity matches
-    this machine's (GPU model, driver major, CUDA, torch, backend settings); one that does not is
-    left alone and a new table with the identity's hash in its name is started beside it.
+    this machine's (GPU model, driver major, CUDA, torch, backend settings). One that does not is
+    left alone, and the table of this identity is NAME-<identity hash>.jsonl beside it: resumed
+    as well when an earlier session committed it, else started.
     """
     plan = ctx.plan
     config = BackendConfig.for_device(plan.device, plan.precision, plan.protocol)
@@ -86,20 +83,20 @@ def open_table(ctx: Context):
     settings = HarnessSettings.for_device(plan.device, quick=plan.quick)
     meta = table_meta(be, settings)
     name = Path(default_table_name(meta)).name
-    path = ctx.work / name
-    if not path.exists():
+    committed = ctx.tables / name
+    if committed.is_file() and identity_diff(load_table(committed).meta, meta):
+        digest = hashlib.sha1(json.dumps(identity(meta), sort_keys=True, default=str).encode()).hexdigest()[:8]
+        if not (ctx.work / f"{Path(name).stem}-{digest}.jsonl").exists():
+            ctx.say(f"{committed}: other settings ({'; '.join(identity_diff(load_table(committed).meta, meta))}); "
+                    f"this machine's table is {Path(name).stem}-{digest}.jsonl")
+        name = f"{Path(name).stem}-{digest}.jsonl"
         committed = ctx.tables / name
-        if committed.is_file():
-            diff = identity_diff(load_table(committed).meta, meta)
-            if diff:
-                ctx.say(f"{committed}: other settings ({'; '.join(diff)}); starting a new table")
-                digest = hashlib.sha1(json.dumps(identity(meta), sort_keys=True, default=str).encode())
-                path = ctx.work / f"{Path(name).stem}-{digest.hexdigest()[:8]}.jsonl"
-            else:
-                for src in (committed, networks_file(committed)):
-                    if src.is_file():
-                        shutil.copy2(src, ctx.work / src.name)
-                ctx.say(f"resuming {committed} ({len(load_table(path).rows)} rows)")
+    path = ctx.work / name
+    if not path.exists() and committed.is_file():
+        for src in (committed, networks_file(committed)):
+            if src.is_file():
+                shutil.copy2(src, ctx.work / src.name)
+        ctx.say(f"resuming {committed} ({len(load_table(path).rows)} rows)")
     TableWriter(path, meta)  # creates the table, or refuses one of other settings
     (ctx.work / "table.json").write_text(json.dumps({"name": path.name}))
     return be, settings, path
@@ -230,7 +227,7 @@ def step_protocol(ctx: Context) -> dict:
     medians: dict[str, dict] = {main: {}} | {p: {} for p in others}
     report = {"main_protocol": main, "cache_bytes": cache, "networks": [], "median_us": medians,
               "units": {"time": "microseconds", "size": "bytes"}}
-    backends_by = {p: backends.create("torch", BackendConfig.for_device(plan.device, plan.precision, p)) for p in others}
+    backends_by = {p: backends.create("torch", replace(be.config, protocol=p)) for p in others}
     last_s = ctx.costs.get("s_per_key", 1.0)
     for arch in archs:
         specs = unique(arch.blocks)

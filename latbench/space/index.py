@@ -99,9 +99,12 @@ class SpaceIndex:
         for i, st in enumerate(stages):
             own = self._own(st)
             lf = st.fields.get("layers")
-            # Layers a candidate or joint position sets are part of the stage's code, so that the
-            # stage is present exactly where the position says (a joint position is carried on).
-            set_layers = lf is not None and lf.part is not None
+            # Layers a position shares with another stage (a candidate's or a joint position's
+            # part, or a layers field another stage refers to) are part of the stage's code, so
+            # that the stage is present exactly where that position says; the position is carried
+            # on to the stages after it. Layers of the stage's own are branched on instead.
+            set_layers = lf is not None and lf.dim >= 0 and (
+                lf.part is not None or lf.dim in later[i] or f"p{lf.dim}" in state)
             dims = list(dict.fromkeys([f.dim for _, _, f in own if f.dim >= 0] + ([lf.dim] if set_layers else [])))
             sizes = [sp.dims[d].size for d in dims]
             n_own = int(np.prod(sizes)) if dims else 1

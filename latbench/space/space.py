@@ -245,7 +245,7 @@ def _choices(raw, where: str, objects: bool = False) -> tuple | None:
     """Choices of a searched field, or None for a fixed value; `objects` admits JSON objects as
     choices (the candidates of a candidate position)."""
     if isinstance(raw, list):
-        if not raw or len(set(map(json.dumps, raw))) != len(raw):
+        if not raw or len({json.dumps(v, sort_keys=True) for v in raw}) != len(raw):
             raise SpaceError(f"{where}: choices must be a non-empty list without repeats")
         if len(raw) > MAX_CHOICES:
             raise SpaceError(f"{where}: {len(raw)} choices; at most {MAX_CHOICES}")
@@ -428,6 +428,8 @@ def space_from_obj(obj: dict, source: str = "space") -> SearchSpace:
     def field(name: str, seen: tuple = ()) -> Field:
         if name in parts:
             position, part = parts[name]
+            if position not in index:  # a position of one choice searches nothing: its values are fixed
+                return Field(value=raw_fields[position][0][part])
             return Field(dim=index[position], part=part)
         raw = raw_fields[name]
         if isinstance(raw, str) and "." in raw:  # a reference to another field
@@ -476,14 +478,16 @@ def _check_stage(s: SpaceStage, dims: list[Dim], where: str) -> None:
         return _layer_values(dims[f.dim], f) if f.dim >= 0 else [f.value]
 
     first = {k: values(f)[0] for k, f in s.fields.items()}
-    trials: list[tuple[str, dict]] = []  # (what is checked, the fields it changes)
-    for name, f in s.fields.items():
-        if not f.part:
-            trials += [(f"{where}.{name}: choice {json.dumps(v)}", {name: v}) for v in values(f)]
-    for dim in sorted({f.dim for f in s.fields.values() if f.part}):
+    # (what is checked, the fields it changes): candidates and joint choices first, so that a bad
+    # value one of them sets is named there, not at the first plain field checked with it.
+    trials: list[tuple[str, dict]] = []
+    for dim in sorted({f.dim for f in s.fields.values() if f.part and f.dim >= 0}):
         own = [k for k, f in s.fields.items() if f.part and f.dim == dim]
         label = f"{where}.candidates" if dims[dim].name.endswith(".candidate") else f"{where}: {dims[dim].name}"
         trials += [(f"{label}[{i}]", {k: c[s.fields[k].part] for k in own}) for i, c in enumerate(dims[dim].choices)]
+    for name, f in s.fields.items():
+        if not f.part:
+            trials += [(f"{where}.{name}: choice {json.dumps(v)}", {name: v}) for v in values(f)]
     for label, change in trials:
         values_now = first | change
         schema.number(values_now.get("layers", 1), f"{label}: layers", 0, MAX_LAYERS, integer=True, error=SpaceError)
@@ -510,8 +514,8 @@ def _joints(raw: list, source: str, body_stages: set[str]) -> _Joints:
         where = f"{source}: joint[{i}]"
         j = schema.fields(j, where, {"name": str, "choices": list}, error=SpaceError)
         name = j["name"]
-        if not name.strip() or name in choices or len(name) > NAME_CHARS:
-            raise SpaceError(f"{where}.name: a short name no other joint position has")
+        if not name.strip() or name in choices or len(name) > NAME_CHARS or not name.isprintable():
+            raise SpaceError(f"{where}.name: a short name on one line that no other joint position has")
         options = _choices(j["choices"], f"{where}.choices", objects=True)
         if not all(isinstance(c, dict) and c for c in options) or len({tuple(sorted(c)) for c in options}) != 1:
             raise SpaceError(f"{where}.choices: objects that each set the same stage fields")
