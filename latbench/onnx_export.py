@@ -8,6 +8,7 @@ network gets fp16 kernels), one input named "input" and one output named "output
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import sys
 import warnings
@@ -36,7 +37,10 @@ def _torch_export(model, x, opset: int) -> bytes:
             torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset,
                               input_names=[INPUT], output_names=[OUTPUT], do_constant_folding=True)
             return buf.getvalue()
-        except (TypeError, RuntimeError, AttributeError):  # removed in a future torch
+        except (TypeError, RuntimeError, AttributeError) as err:  # removed in a future torch
+            # The dynamo exporter needs onnxscript; an out-of-memory trace is not a missing exporter.
+            if importlib.util.find_spec("onnxscript") is None or "memory" in str(err).lower():
+                raise
             program = torch.onnx.export(model, (x,), dynamo=True, opset_version=max(opset, 18),
                                         input_names=[INPUT], output_names=[OUTPUT])
             return program.model_proto.SerializeToString()

@@ -15,7 +15,7 @@ from latbench import backends, env
 from latbench.backends.base import Backend, BackendConfig
 from latbench.errors import LatbenchError
 from latbench.harness import HarnessSettings
-from latbench.table import Table, identity_diff
+from latbench.table import UNRECORDED_PROTOCOL, Table, identity_diff
 
 
 def device_info(config: BackendConfig, backend: Backend) -> dict:
@@ -51,7 +51,7 @@ def config_of(table: Table) -> BackendConfig:
     """The BackendConfig a table was measured with."""
     m = table.meta
     return BackendConfig(device=m["device"]["kind"], precision=m["precision"], batch=m["batch"],
-                         threads=m["device"].get("threads"), protocol=m.get("protocol", "warm"),
+                         threads=m["device"].get("threads"), protocol=m.get("protocol", UNRECORDED_PROTOCOL),
                          options=m["backend"].get("options") or {})
 
 

@@ -20,7 +20,7 @@ from latbench.backends.base import PROTOCOLS
 from latbench.blocks import parse_key
 from latbench.calibration import check as check_calibration
 from latbench.errors import SpecError, TableError
-from latbench.files import check_output, write_bytes
+from latbench.files import check_distinct, check_output, write_bytes
 from latbench.harness import HarnessSettings
 from latbench.jsonlog import JsonLog, LogCorrupt, encode
 from latbench.limits import MAX_US, MIN_US
@@ -62,8 +62,13 @@ def driver_major(driver) -> str | None:
     return str(driver).split(".")[0] if driver else None
 
 
+#: The protocol of a table whose metadata names none (written before protocols were recorded).
+UNRECORDED_PROTOCOL = "warm"
+
+
 def identity(meta: dict) -> dict:
     out = {f: _get(meta, f) for f in IDENTITY}
+    out["protocol"] = out["protocol"] or UNRECORDED_PROTOCOL
     out["device.driver_major"] = driver_major(_get(meta, "device.driver"))
     return out
 
@@ -154,7 +159,7 @@ def check_meta(meta, where: str) -> dict:
         raise TableError(f"{where}: format {fmt!r} is not one this latbench reads ({', '.join(FORMATS)}); "
                          "upgrade latbench")
     m = schema.fields(m, where, {"device": dict, "backend": dict, "precision": str, "batch": int, "harness": dict},
-                      {"protocol": (str, "warm")}, error=TableError, extra=True)
+                      {"protocol": (str, UNRECORDED_PROTOCOL)}, error=TableError, extra=True)
     dev = schema.fields(m["device"], f"{where}: device", {"kind": str, "name": str},
                         {"threads": (int, None), "cache_bytes": (int, None), "l2_bytes": (int, None),
                          "driver": (str, None), "cuda": (str, None)}, error=TableError, extra=True)
@@ -221,7 +226,10 @@ def check_records(path: Path, records: list[tuple[int, dict]]) -> tuple[dict, di
             rows[rec["key"]] = rec
         elif kind == "calibration":
             calibration = check_calibration(rec, f"{path}: line {line} (calibration)", TableError)
-        elif kind != "meta":
+        elif kind == "meta":
+            raise TableError(f"{path}: line {line}: a second metadata record (a table has one, on its first line; "
+                             "tables of other settings are kept apart)")
+        else:
             raise TableError(f"{path}: line {line}: unknown record type {str(kind)[:40]!r}")
     return meta, rows, calibration
 
@@ -332,6 +340,7 @@ def merge_tables(a: str | Path, b: str | Path, out: str | Path) -> tuple[int, in
     """
     out = Path(out)
     check_output(out, "merged table")
+    check_distinct({"the merged tables' files": table_files(a) + table_files(b), "--out": out})
     if out.exists():
         raise TableError(f"{out}: exists; merge into a new file")
     ta, tb = load_table(a), load_table(b)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -23,6 +24,9 @@ RETRIES = 2
 
 def _worker_loop(conn, parent_pid: int) -> None:
     lifeline.bind_to_parent(parent_pid)  # a killed driver takes its workers with it
+    # Ctrl-C reaches the whole process group: the driver stops its workers itself and says so
+    # in one line; a worker must not print a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from nas.trial import run_trial
 
     while True:

@@ -242,3 +242,143 @@ def test_a_measurement_no_reader_would_take_is_stored_as_a_failure(tmp_path):
     TableWriter(tmp_path / "t.jsonl", meta).add(row)
     stored = load_table(tmp_path / "t.jsonl").rows[row["key"]]
     assert stored["status"] == "failed" and stored["reason"].startswith("implausible measurement: ")
+
+
+# -- third hostile pass (1,459 earlier cases and 646 new ones over all 23 commands) -------------------
+def test_an_out_of_memory_export_is_not_retried_with_another_exporter(monkeypatch):
+    """The dynamo exporter needs onnxscript (not installed): an OOM in the TorchScript exporter
+    was 'retried' there and ended in ModuleNotFoundError."""
+    import torch
+
+    from latbench import onnx_export
+
+    def oom(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 13 GB")
+
+    monkeypatch.setattr(torch.onnx, "export", oom)
+    with pytest.raises(RuntimeError, match="allocate memory"):
+        onnx_export._torch_export(torch.nn.Identity(), torch.zeros(1), 17)
+
+
+def test_large_samples_are_drawn_in_chunks_of_the_same_sequence(monkeypatch):
+    from latbench.space import sampling
+
+    whole = sampling.sobol_indices(TINY.cardinalities, 70, seed=5)
+    monkeypatch.setattr(sampling, "CHUNK_LOG2", 4)
+    monkeypatch.setattr(sampling, "CHUNK", 16)
+    assert (sampling.sobol_indices(TINY.cardinalities, 70, seed=5) == whole).all()
+
+
+def test_more_cpu_threads_than_the_machine_has_are_refused(run_cli, tmp_path):
+    """libgomp aborts the process when it cannot start the threads (no exception to catch)."""
+    out = tmp_path / "t.jsonl"
+    one_line_error(*run_cli("build-table", "--device", "cpu", "--grid", "smoke_grid", "--threads", "1024",
+                            "--quick", "--out", str(out))[::2], "CPU threads asked")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra", [{}, "mixed"])
+def test_a_parquet_that_cannot_be_written_leaves_no_csv(run_cli, tmp_path, extra):
+    records = [json.loads(line) for line in TABLE.read_text().splitlines()[:41]]
+    for i, rec in enumerate(records[1:]):
+        rec["extra"] = extra if extra != "mixed" else [1, "x", {"a": 1}][i % 3]
+    table = tmp_path / "t.jsonl"
+    table.write_text("".join(json.dumps(r) + "\n" for r in records))
+    code, _, err = run_cli("table", "export", "--table", str(table), "--csv", str(tmp_path / "x.csv"),
+                           "--parquet", str(tmp_path / "x.parquet"))
+    one_line_error(code, err, "cannot be written as Parquet")
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.parquet").exists()
+
+
+def test_a_name_the_terminal_cannot_encode_is_escaped(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    arch = tiny_arch_file(tmp_path, "\u202egpj.exe")
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONPATH=str(REPO))
+    done = subprocess.run([sys.executable, "-m", "latbench", "arch", "show", str(arch), "--space", "tiny"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0 and "\\u202egpj.exe" in done.stdout, done.stderr
+
+
+def _archive(tmp_path: Path, table_lines: list[str], name: str = "cpu-torch-fp32-b1.jsonl") -> Path:
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    (archive / "session.json").write_text(json.dumps({"table": name, "started_at": "2026-11-30T08:00:00+0000"}))
+    (archive / name).write_text("".join(line + "\n" for line in table_lines))
+    return archive
+
+
+def _repo_with_table(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    (repo / "tables").mkdir(parents=True)
+    shutil.copy(TABLE, repo / "tables" / TABLE.name)
+    return repo
+
+
+def test_ship_never_replaces_the_committed_table_with_less(tmp_path):
+    from latbench.cli.ship import ship
+    from latbench.errors import LatbenchError
+
+    repo = _repo_with_table(tmp_path)
+    before = (repo / "tables" / TABLE.name).read_bytes()
+    archive = _archive(tmp_path, TABLE.read_text().splitlines()[:41])
+    with pytest.raises(LatbenchError, match="lacks .* rows of the committed"):
+        ship(archive, repo)
+    assert (repo / "tables" / TABLE.name).read_bytes() == before
+
+
+def test_ship_refuses_a_table_whose_metadata_contradicts_its_name(tmp_path):
+    from latbench.cli.ship import ship
+    from latbench.errors import LatbenchError
+
+    lines = TABLE.read_text().splitlines()
+    meta = json.loads(lines[0]) | {"batch": 8}
+    archive = _archive(tmp_path, [json.dumps(meta)] + lines[1:41])
+    with pytest.raises(LatbenchError, match="its metadata names it cpu-torch-fp32-b8.jsonl"):
+        ship(archive, _repo_with_table(tmp_path))
+
+
+def test_ship_writes_nothing_into_the_archive_and_nothing_after_an_error(tmp_path):
+    import gzip
+
+    from latbench.cli.ship import ship
+    from latbench.errors import LatbenchError
+
+    archive = _archive(tmp_path, ["garbage"])
+    (archive / "validation.json.gz").write_bytes(gzip.compress(b"{}"))
+    before = sorted(p.name for p in archive.iterdir())
+    with pytest.raises(LatbenchError):
+        ship(archive, tmp_path / "repo")
+    assert sorted(p.name for p in archive.iterdir()) == before and not (tmp_path / "repo").exists()
+
+
+def test_merge_keeps_apart_an_input_and_its_networks_log(run_cli, tmp_path):
+    a = table_copy(tmp_path)
+    one_line_error(*run_cli("table", "merge", "--table", str(a), "--table", str(TABLE),
+                            "--out", str(tmp_path / "t.networks.jsonl"))[::2], "both name")
+
+
+def test_a_table_without_a_protocol_is_a_warm_table(run_cli, tmp_path):
+    def drop(m):
+        del m["protocol"]
+
+    old = table_copy(tmp_path, edit_meta=drop)
+    code, out, err = run_cli("table", "merge", "--table", str(old), "--table", str(TABLE),
+                             "--out", str(tmp_path / "m.jsonl"), "--json")
+    assert code == 0, err
+
+
+def test_validate_checks_its_networks_log_before_measuring(run_cli, tmp_path):
+    table = table_copy(tmp_path)
+    (tmp_path / "t.networks.jsonl").mkdir()
+    one_line_error(*run_cli("validate", "--table", str(table), "--space", "tiny", "--n", "2")[::2], "is a folder")
+
+
+def test_a_second_metadata_record_is_refused(run_cli, tmp_path):
+    table = table_copy(tmp_path)
+    meta = json.loads(TABLE.read_text().splitlines()[0]) | {"precision": "fp16", "batch": 8}
+    with table.open("a") as f:
+        f.write(json.dumps(meta) + "\n")
+    one_line_error(*run_cli("table", "show", "--table", str(table))[::2], "a second metadata record")

@@ -91,7 +91,7 @@ def test_damaged_line_is_reported(tmp_path):
 def _writer(path, worker):
     w = TableWriter(path, META)
     for i in range(200):
-        w.add(row(f"k{(i * 7 + worker) % 150}", float(worker)))
+        w.add(row(f"k{(i * 7 + worker) % 150}", float(worker + 1)))
 
 
 def test_two_processes_do_not_corrupt(tmp_path):

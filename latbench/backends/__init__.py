@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 
 from latbench.backends.base import Backend, BackendConfig, BackendUnavailableError, Executable
@@ -60,6 +61,14 @@ def resolve(backend: str, device: str | None) -> tuple[str, str, str]:
 
 
 def create(name: str, config: BackendConfig) -> Backend:
+    """A backend for `config` on this machine; LatbenchError when the CPU threads it asks for
+    exceed this machine's CPUs (oversubscribed timings measure the scheduler, and libgomp aborts
+    the process outright when it cannot start them)."""
+    if config.device == "cpu":
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if config.cpu_threads > cpus:
+            raise LatbenchError(f"{config.cpu_threads} CPU threads asked, and this machine gives latbench {cpus}: "
+                                f"use --threads 1 to {cpus}")
     return backend_class(name)(config)
 
 

@@ -124,6 +124,10 @@ def _short(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     _register()
+    # A stream that cannot encode a name (PYTHONIOENCODING=ascii) shows it escaped, not a traceback.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     stdout = sys.stdout
@@ -155,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except MemoryError as err:  # numpy's _ArrayMemoryError included
+        print(f"latbench: error: out of memory ({_short(str(err) or 'MemoryError')}); ask for less "
+              "(a smaller --n, --batch or resolution)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     finally:
         sys.stdout = stdout
         if in_main:

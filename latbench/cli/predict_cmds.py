@@ -124,10 +124,14 @@ def print_prediction(net, arch: str, p, pred, t, path: Path, breakdown: bool) ->
         out.print(bt)
 
 
+#: Networks validate measures at most: each is decoded, built and timed end to end (seconds each).
+MAX_VALIDATE = 1 << 16
+
+
 @app.command("validate")
 def validate_cmd(
     table: TableOpt,
-    n: Annotated[int, typer.Option("--n", min=0, max=MAX_NETWORKS,
+    n: Annotated[int, typer.Option("--n", min=0, max=MAX_VALIDATE,
                                    help="Sobol networks of --space to measure end to end (0: only --archs).")] = 50,
     archs: ArchsOpt = [],  # noqa: B006 - typer's idiom for a repeatable option
     seed: SeedOpt = 1,
@@ -152,6 +156,8 @@ def validate_cmd(
     if n == 0 and not archs:
         raise LatbenchError("--n 0: give a positive number of networks, or --archs")
     report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
+    for written in table_files(table):  # the table and its networks log grow: both writable now
+        check_output(written, "table file")
     outputs = {"--table's files": table_files(table), "--report": report}
     if plot:
         from latbench.plots.common import chart_paths  # matplotlib: only when a chart is asked for

@@ -16,16 +16,18 @@ import gzip
 import json
 import re
 import sys
+import tempfile
 import zlib
 from pathlib import Path
 
 from latbench import plots, schema
 from latbench.errors import LatbenchError
-from latbench.files import copy_file, write_bytes
+from latbench.files import check_output, copy_file, write_bytes
 from latbench.jsonlog import JsonLog
 from latbench.limits import MAX_US, MIN_US
 from latbench.plots.validate_chart import check_report
-from latbench.table import device_slug, load_table
+from latbench.provenance import default_table_name
+from latbench.table import device_slug, identity_diff, load_table, networks_path
 from latbench.validate import read_networks
 
 REPORT_FILES = ("validation.json", "harness_bench.jsonl", "session.json", "session.log")
@@ -37,32 +39,49 @@ PART = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_UNZIPPED = 4 << 30
 
 
-def _unzip(folder: Path) -> None:
-    for gz in folder.glob("*.gz"):
-        target = gz.with_suffix("")
-        if target.exists():
-            continue
+def _unzipped(folder: Path, work: Path) -> Path:
+    """The archive as plain files: `folder` itself, or where it holds NAME.gz without NAME (the
+    session gzips files over 15 MiB), a copy in `work` with those unzipped. The archive is an
+    input: nothing is written into it. Unzipping streams (a GiB-sized table is never held)."""
+    gzipped = [gz for gz in sorted(folder.glob("*.gz")) if not gz.with_suffix("").exists()]
+    if not gzipped:
+        return folder
+    for src in folder.iterdir():
+        if src.is_file() and src not in gzipped:
+            (work / src.name).symlink_to(src.resolve())
+    for gz in gzipped:
+        target = work / gz.with_suffix("").name
         try:
-            with gzip.open(gz) as f:
-                data = f.read(MAX_UNZIPPED + 1)
+            with gzip.open(gz) as f, open(target, "wb") as out:
+                copied = 0
+                while chunk := f.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > MAX_UNZIPPED:
+                        raise LatbenchError(f"{gz}: unzips to more than {MAX_UNZIPPED >> 30} GiB: "
+                                            "not a session archive")
+                    out.write(chunk)
         except (OSError, EOFError, zlib.error) as err:
             raise LatbenchError(f"{gz}: not a readable gzip file ({err}); the archive is damaged") from None
-        if len(data) > MAX_UNZIPPED:
-            raise LatbenchError(f"{gz}: unzips to more than {MAX_UNZIPPED >> 30} GiB: not a session archive")
-        write_bytes(target, data)
+    return work
 
 
 def ship(archive: Path, repo: Path) -> list[Path]:
     """Place an archive's files into `repo`; returns the paths written. Everything is checked
-    before anything is written (the table as a table, the reports as JSON), and each file is
-    written atomically."""
+    before anything is written: the table as a table that grows the committed one (same
+    identity, every committed row still there), its name against its metadata, the reports as
+    JSON, every destination as writable; then the reports are written, the table last, each
+    file atomically."""
     archive = Path(archive)
     if not archive.is_dir():
         raise LatbenchError(f"{archive}: not a folder; give the folder that holds a session's files")
     if not (archive / "session.json").exists():
         raise LatbenchError(f"{archive}: not a session archive (no session.json)")
-    _unzip(archive)
-    state = schema.read_object(archive / "session.json", "session record")
+    with tempfile.TemporaryDirectory(prefix="latbench-ship-") as work:
+        return _ship(_unzipped(archive, Path(work)), archive, repo)
+
+
+def _ship(files: Path, archive: Path, repo: Path) -> list[Path]:
+    state = schema.read_object(files / "session.json", "session record")
     table_name = state.get("table")  # set once any step named the table
     if table_name is not None and (not isinstance(table_name, str) or device_slug(table_name) is None):
         raise LatbenchError(f"{archive / 'session.json'}: table: {str(table_name)[:60]!r} is not a table file name "
@@ -71,29 +90,57 @@ def ship(archive: Path, repo: Path) -> list[Path]:
     if not re.fullmatch(r"\d{8}T\d{6}", stamp):
         raise LatbenchError(f"{archive / 'session.json'}: started_at: not a time the session wrote "
                             f"({str(state.get('started_at'))[:40]!r})")
-    if table_name is None or not (archive / table_name).is_file():
+    if table_name is None or not (files / table_name).is_file():
         raise LatbenchError(f"{archive}: the session archived no table (see its session.log)")
-    load_table(archive / table_name)  # a damaged table is refused before anything is copied
+    table = load_table(files / table_name)  # a damaged table is refused before anything is copied
     networks = table_name.removesuffix(".jsonl") + ".networks.jsonl"
-    if (archive / networks).is_file():
-        read_networks(JsonLog(archive / networks, "networks log"))
-    reports = {name: archive / name for name in REPORT_FILES if (archive / name).is_file()}
+    new_networks = read_networks(JsonLog(files / networks, "networks log")) if (files / networks).is_file() else []
+    _check_growth(table, new_networks, repo / "tables" / table_name, archive / table_name)
+    reports = {name: files / name for name in REPORT_FILES if (files / name).is_file()}
     results = repo / "bench" / "results" / device_slug(table_name)
     merged = None
     if "validation.json" in reports:
         _validation_parts(reports["validation.json"])
         merged = _merged_reports(results / "validation.json", reports.pop("validation.json"))
-    written = []
-    for name in (table_name, networks):
-        if (archive / name).is_file():
-            written.append(copy_file(archive / name, repo / "tables" / name))
-    for name, src in reports.items():
-        dest = results / (f"session-{stamp}{Path(name).suffix}" if name.startswith("session.") else name)
-        written.append(copy_file(src, dest))
+    copies = {results / (f"session-{stamp}{Path(name).suffix}" if name.startswith("session.") else name): src
+              for name, src in reports.items()}
+    tables = {repo / "tables" / name: files / name for name in (networks, table_name) if (files / name).is_file()}
+    for dest in [*copies, *tables, results / "validation.json"]:
+        check_output(dest)  # every destination writable before the first is written
+    written = [copy_file(src, dest) for dest, src in copies.items()]
     if merged is not None:
         written.append(write_bytes(results / "validation.json", (json.dumps(merged, indent=1) + "\n").encode()))
+    written += [copy_file(src, dest) for dest, src in tables.items()]  # the table last
     written += draw(results, repo / "tables" / table_name)
     return written
+
+
+def _check_growth(table, networks: list, committed: Path, shown: Path) -> None:
+    """A session's table grows the committed one: its name agrees with its metadata, and when a
+    table of that name is committed, it has the same identity and keeps every one of its ok rows
+    and measured networks (LatbenchError naming the difference otherwise)."""
+    name = Path(default_table_name(table.meta)).stem
+    if not re.fullmatch(re.escape(name) + r"(-[0-9a-f]{8})?", committed.stem):
+        raise LatbenchError(f"{shown}: its metadata names it {name}.jsonl; a session names its table by "
+                            "its own settings")
+    if not committed.is_file():
+        return
+    old = load_table(committed)
+    diff = identity_diff(old.meta, table.meta)
+    if diff:
+        raise LatbenchError(f"{shown}: measured with other settings than the committed {committed} "
+                            f"({'; '.join(diff)}); the committed table is not replaced")
+    lost = sorted(set(old.ok()) - set(table.ok()))
+    if lost:
+        raise LatbenchError(f"{shown}: lacks {len(lost)} of the {len(old.ok())} rows of the committed {committed} "
+                            f"(e.g. {lost[0]}); merge them first (latbench table merge)")
+    log = networks_path(committed)
+    if log.is_file():
+        have = {r["network_id"] for r in networks if r["status"] == "ok"}
+        gone = [r for r in read_networks(JsonLog(log, "networks log")) if r["status"] == "ok" and r["network_id"] not in have]
+        if gone:
+            raise LatbenchError(f"{shown}: its networks log lacks {len(gone)} network(s) of the committed {log} "
+                                f"(e.g. {str(gone[0].get('name'))[:60]}); the committed one is not replaced")
 
 
 def _merged_reports(committed: Path, new: Path) -> dict:

@@ -217,6 +217,7 @@ def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latenc
            parquet: Annotated[Optional[Path], typer.Option(help="Write Parquet here.", parser=path_value)] = None,
            json_out: JsonOpt = False):
     """Export a table's rows to CSV or Parquet (metadata goes to Parquet's schema metadata)."""
+    import contextlib
     import json
 
     from latbench.files import atomic_path, check_distinct, check_output
@@ -230,20 +231,22 @@ def export(table: Annotated[Optional[Path], typer.Option("--table", help="Latenc
         check_output(target)
     t = load_table(path)
     df = t.to_pandas()
-    written = []
-    if csv:
-        with atomic_path(csv) as tmp:
-            df.to_csv(tmp, index=False)
-        written.append(str(csv))
-    if parquet:
-        df.attrs["latbench_meta"] = json.dumps(t.meta)
-        with atomic_path(parquet) as tmp:
+    # Both files are written to temporary names and renamed only when both are complete: a
+    # Parquet that fails leaves no CSV behind.
+    with contextlib.ExitStack() as stack:
+        tmp = {target: stack.enter_context(atomic_path(target)) for target in filter(None, (csv, parquet))}
+        if parquet:
+            df.attrs["latbench_meta"] = json.dumps(t.meta)
             try:
-                df.to_parquet(tmp, index=False)
-            except (ValueError, TypeError) as err:  # pyarrow's ArrowInvalid/ArrowTypeError among them
+                df.to_parquet(tmp[parquet], index=False)
+            # pyarrow's ArrowInvalid/ArrowTypeError (ValueError, TypeError) and
+            # ArrowNotImplementedError (an extra row field holding {}: NotImplementedError)
+            except (ValueError, TypeError, NotImplementedError) as err:
                 raise LatbenchError(f"{path}: cannot be written as Parquet ({str(err).splitlines()[0][:160]}); "
                                     "export it as CSV") from None
-        written.append(str(parquet))
+        if csv:
+            df.to_csv(tmp[csv], index=False)
+    written = [str(target) for target in filter(None, (csv, parquet))]
     if json_out:
         emit_json({"table": str(path), "rows": len(df), "files": written})
     else:

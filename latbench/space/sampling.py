@@ -16,6 +16,9 @@ from latbench.errors import SpaceError
 
 #: Largest sample drawn at once (2^24 networks x 41 int64 positions is 5.5 GB).
 MAX_SAMPLE = 1 << 24
+#: Points drawn at a time for large samples.
+CHUNK_LOG2 = 20
+CHUNK = 1 << CHUNK_LOG2
 
 
 def sobol_indices(cardinalities, n: int, seed: int = 0) -> np.ndarray:
@@ -26,8 +29,17 @@ def sobol_indices(cardinalities, n: int, seed: int = 0) -> np.ndarray:
 
     card = np.asarray(cardinalities, dtype=np.int64)
     sampler = qmc.Sobol(d=len(card), scramble=True, seed=seed)
-    u = sampler.random_base2(max(0, math.ceil(math.log2(n))))[:n]
-    return np.minimum((u * card).astype(np.int64), card - 1)
+    if n <= CHUNK:
+        u = sampler.random_base2(max(0, math.ceil(math.log2(n))))[:n]
+        return np.minimum((u * card).astype(np.int64), card - 1)
+    # In chunks of 2^CHUNK_LOG2 points (the same sequence, so the same networks): the float
+    # points of a whole large sample would double its memory.
+    out = np.empty((n, len(card)), dtype=np.int64)
+    for start in range(0, n, CHUNK):
+        u = sampler.random_base2(CHUNK_LOG2) if start == 0 else sampler.random(CHUNK)
+        stop = min(n, start + CHUNK)
+        out[start:stop] = np.minimum((u[:stop - start] * card).astype(np.int64), card - 1)
+    return out
 
 
 def sample(space, n: int, seed: int = 0) -> np.ndarray:
