@@ -197,3 +197,30 @@ def test_a_reader_that_goes_away_ends_the_run_quietly(tmp_path):
                          stderr=subprocess.PIPE, cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(REPO)})
     p.stdout.close()  # `| head -0`
     assert p.wait(timeout=60) == 141 and p.stderr.read() == b""
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------------
+def test_ctrl_c_during_a_search_is_one_line_and_resumable(tmp_path):
+    """Ctrl-C reaches the driver and its training workers (one process group): exit 130 with
+    "latbench: interrupted" alone (typer returned 130 silently; workers printed tracebacks), and
+    --resume continues the search."""
+    shipped = REPO / "tables" / "cpu-torch-fp32-b1.jsonl"
+    pool = tmp_path / "pool.npz"
+    r = latbench("sample", "--table", shipped, "--space", "tiny", "--n", "16", "--out", pool, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    args = ["search", "--table", shipped, "--space", "tiny", "--pool", pool, "--latency-min", "0.5",
+            "--latency-max", "3", "--budget", "3", "--n-init", "1", "--epochs", "1", "--width-mult", "0.1",
+            "--train-fraction", "0.1", "--missing", "estimate", "--out", tmp_path / "s"]
+    p = subprocess.Popen([sys.executable, "-m", "latbench", *map(str, args)], cwd=tmp_path, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         env=os.environ | {"PYTHONPATH": str(REPO)})
+    time.sleep(6)
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("the search ended before the interrupt (a fast machine)")
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "search (" not in line]
+    assert p.returncode == 130 and lines == ["latbench: interrupted"], err
+    r = latbench(*args, "--resume", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr

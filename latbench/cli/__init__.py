@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, prog_name="latbench", standalone_mode=False)
         sys.stdout.flush()
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into this code, silently (0.29)
+            print("latbench: interrupted", file=sys.stderr)
     except OutputError as failed:
         sys.stdout = stdout
         _output_failed(failed.err)
