@@ -152,7 +152,7 @@ class Session:
         self.archive.say(f"latbench session ({self.plan.mode}): budget {self.budget_s:.0f} s, "
                          f"steps {', '.join(self.plan.steps)}")
         for i, rule in enumerate(self.plan.rules):
-            later = [r for r in self.plan.rules[i + 1:] if not self._shipped(r.name)]
+            later = [r for r in self.plan.rules[i + 1:] if not self._not_needed(r.name)]
             seconds = allot(rule, end - time.monotonic(), later)
             why = self._skip_reason(rule.name, seconds)
             if why:
@@ -171,14 +171,14 @@ class Session:
         return self.state
 
     def _skip_reason(self, name: str, seconds: float) -> str:
-        shipped = self._shipped(name)
-        if shipped:
-            return shipped
-        if seconds <= 0:
-            return "not enough time left"
+        return self._not_needed(name) or ("not enough time left" if seconds <= 0 else "")
+
+    def _not_needed(self, name: str) -> str:
+        """Why step `name` has nothing to do in this session ("" when it has): earlier steps
+        keep no time for such a step."""
         if name == "fresh" and not self._result("smoke").get("calibrated_at_start"):
             return "no calibration stored by an earlier session to check"
-        return ""
+        return self._shipped(name)
 
     def _shipped(self, name: str) -> str:
         """Why step `name` need not run ("" when it must): its evidence for this session's GPU is

@@ -17,7 +17,8 @@ A lent GPU comes for a few minutes, so every step has a value rank and a time ru
     harness     latbench's harness beside its peers, a row per block      cap
     cudnn-*     cuDNN heuristics, then autotuning (each in its own       cap
                 process), on a few keys and a network
-    fresh       networks of another seed against the stored calibration   what is left, if enough
+    fresh       networks of another seed against the stored calibration   cap (kept for it only
+                                                                          when a calibration is stored)
     more-keys   keys of more Sobol networks                               what is left
 
 A step gets min(cap, time left - reserves of the steps after it); one that cannot get its floor is
@@ -96,7 +97,7 @@ GPU_RULES = (
     StepRule("harness", cap=70, floor=25, reserve=50),
     StepRule("cudnn-heuristics", cap=25, floor=15, reserve=20),
     StepRule("cudnn-autotuned", cap=30, floor=15, reserve=20),
-    StepRule("fresh", cap=60, floor=25),
+    StepRule("fresh", cap=60, floor=25, reserve=40),
     StepRule("more-keys", share=1.0, floor=10),
 )
 
@@ -120,7 +121,7 @@ REHEARSAL_RULES = (
     StepRule("harness", cap=30, floor=3, reserve=10),
     StepRule("cudnn-heuristics", cap=10, floor=1),
     StepRule("cudnn-autotuned", cap=10, floor=1),
-    StepRule("fresh", cap=20, floor=4),
+    StepRule("fresh", cap=20, floor=4, reserve=6),
     StepRule("more-keys", share=1.0, floor=2),
 )
 
