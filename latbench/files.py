@@ -18,10 +18,11 @@ from pathlib import Path
 from latbench.errors import LatbenchError
 
 
-def check_output(path: str | Path, what: str = "file") -> Path:
+def check_output(path: str | Path, what: str = "file", append: bool = False) -> Path:
     """`path` as an output file: not a folder, a device or a pipe; its folder creatable and
-    writable; a LatbenchError naming the problem and the fix otherwise. Called before measuring,
-    so that a bad path costs nothing."""
+    writable (a whole file is written beside it and renamed); with `append` (a log that grows in
+    place) the file itself writable where it exists. A LatbenchError naming the problem and the
+    fix otherwise. Called before measuring, so that a bad path costs nothing."""
     if str(path) in ("", "."):
         raise LatbenchError(f"{what} path is empty; give a file path")
     path = Path(path)
@@ -32,8 +33,8 @@ def check_output(path: str | Path, what: str = "file") -> Path:
         # A rename would replace a device node or a pipe with a regular file: refuse instead.
         raise LatbenchError(f"{path}: is not a regular file (a device or a pipe?); give a {what} path")
     _make_folder(path.parent if str(path.parent) else Path("."), path)
-    probe = path if kind == "file" else path.parent
-    if not os.access(probe, os.W_OK):
+    probes = [path] if append and kind == "file" else [path.parent] + ([path] if kind == "file" else [])
+    if not all(os.access(p, os.W_OK) for p in probes):
         raise LatbenchError(f"{path}: not writable (check the permissions or choose another path)")
     return path
 

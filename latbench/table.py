@@ -255,7 +255,7 @@ class TableWriter:
     def __init__(self, path: str | Path, meta: dict):
         self.path = Path(path)
         self.log = JsonLog(self.path, "table")
-        check_output(self.path, "table file")
+        check_output(self.path, "table file", append=True)
         with self.log.locked():
             numbered = self.log.read_numbered(from_start=True)
             if not numbered:

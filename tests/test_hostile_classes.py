@@ -324,9 +324,55 @@ def test_ship_never_replaces_the_committed_table_with_less(tmp_path):
     repo = _repo_with_table(tmp_path)
     before = (repo / "tables" / TABLE.name).read_bytes()
     archive = _archive(tmp_path, TABLE.read_text().splitlines()[:41])
-    with pytest.raises(LatbenchError, match="lacks .* rows of the committed"):
+    with pytest.raises(LatbenchError, match="is not the committed .* grown"):
         ship(archive, repo)
     assert (repo / "tables" / TABLE.name).read_bytes() == before
+
+
+@pytest.mark.parametrize("edit", ["drop calibrations", "times x10"])
+def test_ship_refuses_a_table_whose_committed_records_were_changed(tmp_path, edit):
+    """Every row is still there, but calibrations were dropped or times changed: a session only
+    appends to the committed table."""
+    from latbench.cli.ship import ship
+    from latbench.errors import LatbenchError
+
+    repo = _repo_with_table(tmp_path)
+    records = [json.loads(line) for line in TABLE.read_text().splitlines()]
+    if edit == "drop calibrations":
+        records = [r for r in records if r.get("type") != "calibration"]
+    else:
+        for r in records:
+            if r.get("type") == "row" and r["status"] == "ok":
+                r.update({k: r[k] * 10 for k in ("median_us", "p10_us", "p90_us") if r.get(k)})
+    archive = _archive(tmp_path, [json.dumps(r) for r in records])
+    with pytest.raises(LatbenchError, match="is not the committed .* grown"):
+        ship(archive, repo)
+
+
+def test_ship_checks_the_committed_reports_before_writing(tmp_path):
+    from latbench.cli.ship import ship
+    from latbench.errors import LatbenchError
+
+    repo = _repo_with_table(tmp_path)
+    results = repo / "bench" / "results" / "cpu"
+    results.mkdir(parents=True)
+    (results / "validation.json").write_text(json.dumps({"old": {"rows": "abc"}}))
+    archive = _archive(tmp_path, TABLE.read_text().splitlines())
+    (archive / "validation.json").write_text("{}")
+    with pytest.raises(LatbenchError, match="old"):
+        ship(archive, repo)
+    assert sorted(p.name for p in results.iterdir()) == ["validation.json"]
+
+
+def test_running_out_of_memory_is_one_line(run_cli, monkeypatch):
+    from latbench.space import sampling
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 5.12 GiB for an array with shape (16777216, 41)")
+
+    monkeypatch.setattr(sampling, "sobol_indices", too_big)
+    one_line_error(*run_cli("sample", "--table", str(TABLE), "--space", "tiny", "--n", "16")[::2],
+                   "out of memory (Unable to allocate 5.12 GiB")
 
 
 def test_ship_refuses_a_table_whose_metadata_contradicts_its_name(tmp_path):

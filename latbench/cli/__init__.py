@@ -150,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
             raise abort.__context__ from None
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except MemoryError as err:  # numpy's _ArrayMemoryError included
+        print(f"latbench: error: out of memory ({_short(str(err) or 'MemoryError')}); ask for less "
+              "(a smaller --n, --batch or resolution)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     except Exception as err:  # noqa: BLE001 - usage errors are re-raised unless recognised
         if not is_usage_error(err):
             raise
@@ -161,10 +165,6 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("latbench: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except MemoryError as err:  # numpy's _ArrayMemoryError included
-        print(f"latbench: error: out of memory ({_short(str(err) or 'MemoryError')}); ask for less "
-              "(a smaller --n, --batch or resolution)", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
     finally:
         sys.stdout = stdout
         if in_main:

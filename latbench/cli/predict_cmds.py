@@ -157,7 +157,7 @@ def validate_cmd(
         raise LatbenchError("--n 0: give a positive number of networks, or --archs")
     report = check_output(report or Path(str(table).removesuffix(".jsonl") + ".validation.json"), "report file")
     for written in table_files(table):  # the table and its networks log grow: both writable now
-        check_output(written, "table file")
+        check_output(written, "table file", append=True)
     outputs = {"--table's files": table_files(table), "--report": report}
     if plot:
         from latbench.plots.common import chart_paths  # matplotlib: only when a chart is asked for

@@ -94,14 +94,15 @@ def _ship(files: Path, archive: Path, repo: Path) -> list[Path]:
         raise LatbenchError(f"{archive}: the session archived no table (see its session.log)")
     table = load_table(files / table_name)  # a damaged table is refused before anything is copied
     networks = table_name.removesuffix(".jsonl") + ".networks.jsonl"
-    new_networks = read_networks(JsonLog(files / networks, "networks log")) if (files / networks).is_file() else []
-    _check_growth(table, new_networks, repo / "tables" / table_name, archive / table_name)
+    if (files / networks).is_file():
+        read_networks(JsonLog(files / networks, "networks log"))
+    _check_growth(table, files / table_name, repo / "tables" / table_name, archive / table_name)
     reports = {name: files / name for name in REPORT_FILES if (files / name).is_file()}
     results = repo / "bench" / "results" / device_slug(table_name)
     merged = None
     if "validation.json" in reports:
-        _validation_parts(reports["validation.json"])
         merged = _merged_reports(results / "validation.json", reports.pop("validation.json"))
+        _chartable(merged, results / "validation.json")  # what draw() charts, checked before writing
     copies = {results / (f"session-{stamp}{Path(name).suffix}" if name.startswith("session.") else name): src
               for name, src in reports.items()}
     tables = {repo / "tables" / name: files / name for name in (networks, table_name) if (files / name).is_file()}
@@ -115,10 +116,12 @@ def _ship(files: Path, archive: Path, repo: Path) -> list[Path]:
     return written
 
 
-def _check_growth(table, networks: list, committed: Path, shown: Path) -> None:
+def _check_growth(table, path: Path, committed: Path, shown: Path) -> None:
     """A session's table grows the committed one: its name agrees with its metadata, and when a
-    table of that name is committed, it has the same identity and keeps every one of its ok rows
-    and measured networks (LatbenchError naming the difference otherwise)."""
+    table of that name is committed, it has the same identity and begins with the committed
+    file, byte for byte, as its networks log begins with the committed log (a session copies
+    them and only appends: a row, a calibration or a network changed or dropped is refused).
+    LatbenchError naming the difference otherwise."""
     name = Path(default_table_name(table.meta)).stem
     if not re.fullmatch(re.escape(name) + r"(-[0-9a-f]{8})?", committed.stem):
         raise LatbenchError(f"{shown}: its metadata names it {name}.jsonl; a session names its table by "
@@ -130,17 +133,24 @@ def _check_growth(table, networks: list, committed: Path, shown: Path) -> None:
     if diff:
         raise LatbenchError(f"{shown}: measured with other settings than the committed {committed} "
                             f"({'; '.join(diff)}); the committed table is not replaced")
-    lost = sorted(set(old.ok()) - set(table.ok()))
-    if lost:
-        raise LatbenchError(f"{shown}: lacks {len(lost)} of the {len(old.ok())} rows of the committed {committed} "
-                            f"(e.g. {lost[0]}); merge them first (latbench table merge)")
-    log = networks_path(committed)
-    if log.is_file():
-        have = {r["network_id"] for r in networks if r["status"] == "ok"}
-        gone = [r for r in read_networks(JsonLog(log, "networks log")) if r["status"] == "ok" and r["network_id"] not in have]
-        if gone:
-            raise LatbenchError(f"{shown}: its networks log lacks {len(gone)} network(s) of the committed {log} "
-                                f"(e.g. {str(gone[0].get('name'))[:60]}); the committed one is not replaced")
+    for ours, theirs, what in ((path, committed, "table"),
+                               (networks_path(path), networks_path(committed), "networks log")):
+        if theirs.is_file() and not _grows(ours, theirs):
+            raise LatbenchError(f"{shown}: its {what} is not the committed {theirs} grown (records of it were "
+                                "changed or dropped); the committed one is not replaced (merge tables with "
+                                "latbench table merge)")
+
+
+def _grows(path: Path, committed: Path) -> bool:
+    """`path` begins with the bytes of `committed` (a log appended to; the newline a log without a
+    final one gets at its next append allowed)."""
+    old = committed.read_bytes()
+    if not path.is_file() or path.stat().st_size < len(old):
+        return False
+    with open(path, "rb") as f:
+        head = f.read(len(old) + 1)
+    return head[:len(old)] == old and (old.endswith(b"\n") or not old or len(head) == len(old)
+                                       or head[len(old):] == b"\n")
 
 
 def _merged_reports(committed: Path, new: Path) -> dict:
@@ -184,9 +194,9 @@ def _merged_protocol(old: dict, new: dict) -> dict:
                   "median_us": old["median_us"] | medians}
 
 
-def _validation_parts(path: Path) -> dict:
-    """The reports of a session's validation.json that have networks to chart, each checked."""
-    parts = schema.read_object(path, "session's validation reports")
+def _chartable(parts: dict, path: Path) -> dict:
+    """The reports of a validation.json (`parts`, read from `path`) that have networks to chart,
+    each checked."""
     out = {}
     for part, rep in parts.items():
         if isinstance(rep, dict) and rep.get("rows"):
@@ -202,7 +212,7 @@ def draw(results: Path, table: Path) -> list[Path]:
     paths: list[Path] = []
     report = results / "validation.json"
     if report.is_file():
-        for part, rep in _validation_parts(report).items():
+        for part, rep in _chartable(schema.read_object(report, "validation reports"), report).items():
             paths += plots.validate(rep, results / f"validate_{part}.png").paths
     try:
         paths += plots.factors(table, results).paths

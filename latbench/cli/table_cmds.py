@@ -91,7 +91,7 @@ def build_table_cmd(
     space = sample_space or space
     specs, notes = collect_specs(space, all_keys, archs, n, seed, grid)
     if out is not None:
-        check_output(out, "table file")
+        check_output(out, "table file", append=True)
     err = console(stderr=True)
     build = _build_on_ray if ray else _build_here
     summary, out, why = build(specs, out, opts, notes, quick=quick, retry_failed=retry_failed, ray=ray)
