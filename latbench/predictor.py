@@ -87,8 +87,7 @@ class Predictor:
 
     @property
     def cache_bytes(self) -> int:
-        dev = self.table.meta["device"]
-        return int(dev.get("l2_bytes") or dev.get("cache_bytes") or 0)
+        return self.table.cache_bytes
 
     # -- one network ---------------------------------------------------------------------------
     def block_ns(self, specs: list[BlockSpec], missing: str = "error") -> tuple[np.ndarray, np.ndarray]:

@@ -106,6 +106,12 @@ class Table:
     def batch(self) -> int:
         return self.meta["batch"]
 
+    @property
+    def cache_bytes(self) -> int:
+        """Last-level cache of the table's device, bytes (the GPU's L2; 0 when not recorded)."""
+        dev = self.meta["device"]
+        return int(dev.get("l2_bytes") or dev.get("cache_bytes") or 0)
+
     def describe(self) -> str:
         """One line of provenance: device, backend, precision, batch."""
         m = self.meta

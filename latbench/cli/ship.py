@@ -13,7 +13,6 @@ the session does not draw them).
 from __future__ import annotations
 
 import gzip
-import json
 import re
 import sys
 import tempfile
@@ -22,7 +21,7 @@ from pathlib import Path
 
 from latbench import plots, schema
 from latbench.errors import LatbenchError
-from latbench.files import check_output, copy_file, write_bytes
+from latbench.files import check_output, copy_file, write_json
 from latbench.jsonlog import JsonLog
 from latbench.limits import MAX_US, MIN_US
 from latbench.plots.validate_chart import check_report
@@ -99,10 +98,10 @@ def _ship(files: Path, archive: Path, repo: Path) -> list[Path]:
     _check_growth(table, files / table_name, repo / "tables" / table_name, archive / table_name)
     reports = {name: files / name for name in REPORT_FILES if (files / name).is_file()}
     results = repo / "bench" / "results" / device_slug(table_name)
-    merged = None
+    merged, charts = None, {}
     if "validation.json" in reports:
         merged = _merged_reports(results / "validation.json", reports.pop("validation.json"))
-        _chartable(merged, results / "validation.json")  # what draw() charts, checked before writing
+        charts = _chartable(merged, results / "validation.json")  # checked before anything is written
     copies = {results / (f"session-{stamp}{Path(name).suffix}" if name.startswith("session.") else name): src
               for name, src in reports.items()}
     tables = {repo / "tables" / name: files / name for name in (networks, table_name) if (files / name).is_file()}
@@ -110,9 +109,9 @@ def _ship(files: Path, archive: Path, repo: Path) -> list[Path]:
         check_output(dest)  # every destination writable before the first is written
     written = [copy_file(src, dest) for dest, src in copies.items()]
     if merged is not None:
-        written.append(write_bytes(results / "validation.json", (json.dumps(merged, indent=1) + "\n").encode()))
+        written.append(write_json(results / "validation.json", merged))
     written += [copy_file(src, dest) for dest, src in tables.items()]  # the table last
-    written += draw(results, repo / "tables" / table_name)
+    written += draw(results, repo / "tables" / table_name, charts)
     return written
 
 
@@ -207,13 +206,12 @@ def _chartable(parts: dict, path: Path) -> dict:
     return out
 
 
-def draw(results: Path, table: Path) -> list[Path]:
-    """Validation charts (one per report part) and the factor chart, from the shipped data."""
+def draw(results: Path, table: Path, charts: dict) -> list[Path]:
+    """Validation charts (one per report of `charts`, checked by `_chartable`) and the factor
+    chart, from the shipped data."""
     paths: list[Path] = []
-    report = results / "validation.json"
-    if report.is_file():
-        for part, rep in _chartable(schema.read_object(report, "validation reports"), report).items():
-            paths += plots.validate(rep, results / f"validate_{part}.png").paths
+    for part, rep in charts.items():
+        paths += plots.validate(rep, results / f"validate_{part}.png").paths
     try:
         paths += plots.factors(table, results).paths
     except LatbenchError as err:  # a session cut before the factor grid: say so, ship the rest

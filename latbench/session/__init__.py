@@ -39,6 +39,7 @@ import sys
 import time
 from pathlib import Path
 
+from latbench.files import write_json
 from latbench.session.plan import GRACE_S, Plan, allot
 from latbench.table import device_slug
 
@@ -48,14 +49,6 @@ REPORTS = ("validation.json", "harness_bench.jsonl")
 MAX_FILE_BYTES = 15 << 20
 #: Steps whose evidence, once shipped for a GPU, later sessions do not measure again.
 ONCE = ("protocol", "harness", "cudnn-heuristics", "cudnn-autotuned")
-
-
-def write_json(path: Path, obj) -> None:
-    """`obj` as JSON in `path`, atomically (PATH.partial, then renamed): a kill leaves the old
-    file or the new one."""
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(obj, indent=1, default=str))
-    os.replace(tmp, path)
 
 
 def write_part(work: Path, part: str, report) -> None:

@@ -26,13 +26,13 @@ from latbench import backends
 from latbench.arch_io import load_arch
 from latbench.backends.base import PROTOCOLS, BackendConfig, target_bytes
 from latbench.build import BuildSummary, build_table, record
-from latbench.predictor import Predictor
 from latbench.provenance import default_table_name, table_meta
 from latbench.rows import measure_quietly, measure_row, monitor_for, row_facts
 from latbench.errors import LatbenchError, TableError
 from latbench.harness import HarnessSettings
 from latbench.keysets import arch_specs, grid_specs, sample_specs, unique
-from latbench.session import write_json, write_part
+from latbench.files import write_json
+from latbench.session import write_part
 from latbench.session.plan import Plan
 from latbench.table import TableWriter, identity, identity_diff, load_table
 from latbench.space import load_space, sample_archs
@@ -84,10 +84,11 @@ def open_table(ctx: Context):
     meta = table_meta(be, settings)
     name = Path(default_table_name(meta)).name
     committed = ctx.tables / name
-    if committed.is_file() and identity_diff(load_table(committed).meta, meta):
+    diff = identity_diff(load_table(committed).meta, meta) if committed.is_file() else []
+    if diff:
         digest = hashlib.sha1(json.dumps(identity(meta), sort_keys=True, default=str).encode()).hexdigest()[:8]
         if not (ctx.work / f"{Path(name).stem}-{digest}.jsonl").exists():
-            ctx.say(f"{committed}: other settings ({'; '.join(identity_diff(load_table(committed).meta, meta))}); "
+            ctx.say(f"{committed}: other settings ({'; '.join(diff)}); "
                     f"this machine's table is {Path(name).stem}-{digest}.jsonl")
         name = f"{Path(name).stem}-{digest}.jsonl"
         committed = ctx.tables / name
@@ -226,7 +227,7 @@ def step_protocol(ctx: Context) -> dict:
         return {"skipped": "no reference network was measured end to end (the validate step does that)"}
     archs.sort(key=lambda a: e2e[network_id(a)])
     table = load_table(path)
-    rows, cache = table.ok(), Predictor(table).cache_bytes
+    rows, cache = table.ok(), table.cache_bytes
     others = [p for p in PROTOCOLS if p != main]
     medians: dict[str, dict] = {main: {}} | {p: {} for p in others}
     report = {"main_protocol": main, "cache_bytes": cache, "networks": [], "median_us": medians,
